@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from nbdev.config import get_config
-from nbdev.test import test_nb
+import nbdev.test as nbt
 
 from ctglip.core import shared_data_dir
 
@@ -29,7 +29,7 @@ def test_notebook(nb):
     skip, force = _flags()
     cwd = os.getcwd()
     try:
-        ok, secs = test_nb(nb, skip_flags=skip, force_flags=force, basepath=ROOT)
+        ok, secs = nbt.test_nb(nb, skip_flags=skip, force_flags=force, basepath=ROOT)
     finally:
         os.chdir(cwd)
     assert ok, f"{nb.name} failed (traceback above)"
