@@ -66,7 +66,7 @@ def test_negation_scope_coordination_and_post():
 def test_sectioned_report_assigns_heading_organ():
     r = parse_report('SPLEEN: Enlarged, 15 cm. KIDNEYS AND URETERS: Simple cyst on the left.')
     assert r.sentences[0].groups == ['spleen']
-    assert r.findings()['kidney_left'] == ['cyst']
+    assert r.findings() == {'spleen': ['splenomegaly'], 'kidney_left': ['renal cyst']}
 
 
 # --- labels ---------------------------------------------------------------------------------

@@ -73,7 +73,7 @@ NORMAL = {
                 ("Abdominal aorta of normal calibre without aortic wall calcification.", ['aortic calcification']),
                 ("No aortic aneurysm.", ['aortic aneurysm'])],
     'bones': [("No osteolytic lesion.", ['lytic vertebral lesion']), ("The visualised bones show no sclerotic bone lesion.", ['sclerotic vertebral lesion']),
-              ("Mild degenerative changes of the lumbar spine.", []), ("The bones are unremarkable.", [])],
+              ("The lumbar vertebral bodies are of normal height and alignment.", []), ("The bones are unremarkable.", [])],
 }
 SECTION_NORMAL = ["Normal.", "Unremarkable.", "No abnormality.", "Within normal limits."]
 NOT_IMAGED = ["Not included in the field of view.", "Not imaged.", "Outside the scanned range."]
