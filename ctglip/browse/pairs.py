@@ -92,6 +92,12 @@ def pair_browser(root, # dataset folder in the CT-RATE layout
         if scan not in cache: cache.clear(); cache[scan] = load_case(root, scan, version)
         c = cache[scan]; pair = next(p for p in pairs if p['scan_id'] == scan and p['organ'] == organ)
         with out: out.clear_output(wait=True); pair_figure(c['image'], c['mask'], pair, c['lesion']).show()
-    def on_case(*_): organ_dd.options = organs(case_dd.value); draw()
+    def on_case(*_):
+        opts = organs(case_dd.value)
+        with organ_dd.hold_trait_notifications(): organ_dd.options = opts
+        fired = []; organ_dd.observe(fired.append, 'value')
+        organ_dd.value = opts[0] if opts else None  # ipywidgets leaves the value empty after new options
+        organ_dd.unobserve(fired.append, 'value')
+        if not fired: draw()
     case_dd.observe(on_case, 'value'); organ_dd.observe(draw, 'value'); on_case()
     return W.VBox([W.HBox([case_dd, organ_dd]), out])
