@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_config.ipynb #ed67ddce
 from __future__ import annotations
-import dataclasses, json, typing
+import dataclasses, difflib, json, typing
 from dataclasses import dataclass, field, fields, replace, asdict
 from pathlib import Path
 from typing import Literal
@@ -209,7 +209,9 @@ def override(cfg:Config, # the starting config
         else: k, v = it
         k = k.strip()
         if k not in idx:
-            raise CtglipError(f"unknown config key {k!r} (known: {', '.join(sorted(x for x in idx if '.' in x))})")
+            close = difflib.get_close_matches(k, [x for x in idx if '.' in x] + [x for x in idx if '.' not in x], n=3)
+            hint = f"did you mean {', '.join(close)}?" if close else f"sections: {', '.join(SECTIONS)}; all keys: ctglip.config.describe()"
+            raise CtglipError(f"unknown config key {k!r} ({hint})")
         s, f = idx[k]
         changes[s][f] = parse_value(_hints(_SEC_CLS[s])[f], v, f"{s}.{f}")
     return replace(cfg, **{s:replace(getattr(cfg, s), **ch) for s,ch in changes.items() if ch})
@@ -230,8 +232,8 @@ def _cpu_demo():
         model=ModelConfig(embed_dim=128, cnn_widths=(16,32,64,128), cnn_stem=4, vit_patch=(8,8,8), vit_dim=128, vit_depth=4,
                           vit_heads=4, text_model='minilm', text_max_len=64),
         loss=LossConfig(n_dict_negatives=8),
-        train=TrainConfig(batch_size=8, lr=1e-3, weight_decay=0.01, warmup_steps=20, steps=400, bf16=False,
-                          log_every=10, ckpt_every=200, num_workers=1, device='cpu'))
+        train=TrainConfig(batch_size=8, lr=1e-3, weight_decay=0.01, warmup_steps=20, steps=300, bf16=False,
+                          log_every=10, ckpt_every=100, num_workers=0, device='cpu'))
 
 def _gpu_cnn():
     return Config(preset='gpu-cnn',

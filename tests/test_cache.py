@@ -1,0 +1,64 @@
+"The cache's fast reader equals the careful `ctglip.data.volume` path on awkward inputs; the loader survives bad data."
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from ctglip.core import embedded_case
+from ctglip.data.cache import _fast_pair, _read_pair, cache_scan, build_cache, find_scans, make_toy_dataset
+
+
+def _same(image, mask, spacing):
+    fast = _fast_pair(image, mask, spacing, (-1000, 1000))
+    assert fast is not None, 'fast path refused a plain NIfTI pair'
+    hu_s, lab_s, aff_s = _read_pair(image, mask, spacing)
+    hu_f, lab_f, aff_f = fast
+    assert lab_f.shape == lab_s.shape and np.array_equal(lab_f, lab_s.astype(np.uint8))
+    assert np.abs(hu_f.astype(int) - np.clip(np.rint(hu_s), -1000, 1000).astype(int)).max() <= 1
+    assert np.allclose(aff_f, aff_s, atol=1e-6)
+
+
+@pytest.mark.parametrize('codes', ['LPS', 'LAS', 'PIR'])
+@pytest.mark.parametrize('spacing', [(1.5, 1.5, 1.5), (4.0, 2.5, 5.0)])
+def test_fast_path_equals_careful_path_any_orientation(tmp_path, codes, spacing):
+    c = embedded_case(); img, lab = nib.load(str(c['image'])), nib.load(str(c['mask']))
+    ornt = nib.orientations.ornt_transform(nib.orientations.axcodes2ornt('RAS'), nib.orientations.axcodes2ornt(tuple(codes)))
+    for src, name, dt in ((img, 'ct.nii.gz', np.int16), (lab, 'seg.nii.gz', np.uint8)):
+        o = src.as_reoriented(ornt); o = nib.Nifti1Image(np.asanyarray(o.dataobj).astype(dt), o.affine)
+        nib.save(o, tmp_path/name)
+    assert ''.join(nib.aff2axcodes(nib.load(str(tmp_path/'ct.nii.gz')).affine)) == codes
+    _same(tmp_path/'ct.nii.gz', tmp_path/'seg.nii.gz', spacing)
+
+
+def test_fast_path_applies_scaling(tmp_path):
+    c = embedded_case(); img, lab = nib.load(str(c['image'])), nib.load(str(c['mask']))
+    raw = np.asanyarray(img.dataobj).astype(np.float32)
+    scaled = nib.Nifti1Image(((raw + 1024) / 2).astype(np.uint16), img.affine)     # stored = (HU + 1024) / 2
+    scaled.header.set_slope_inter(2.0, -1024.0); nib.save(scaled, tmp_path/'ct.nii.gz')
+    nib.save(nib.Nifti1Image(np.asanyarray(lab.dataobj).astype(np.uint8), lab.affine), tmp_path/'seg.nii.gz')
+    _same(tmp_path/'ct.nii.gz', tmp_path/'seg.nii.gz', (3.0, 3.0, 3.0))
+
+
+def test_unusual_inputs_take_the_careful_path(tmp_path):
+    ds = make_toy_dataset(tmp_path/'toy', n=1); s = find_scans(ds)[0]
+    folder = tmp_path/'perclass'; folder.mkdir()                                      # per-class mask folder
+    lab = nib.load(s['mask']); arr = np.asanyarray(lab.dataobj)
+    for i, name in ((5, 'liver'), (1, 'spleen')): nib.save(nib.Nifti1Image((arr == i).astype(np.uint8), lab.affine), folder/f'{name}.nii.gz')
+    assert _fast_pair(s['image'], folder, (4., 4., 4.), (-1000, 1000)) is None
+    meta = cache_scan(dict(s, mask=str(folder), scan_id='pc'), tmp_path/'c', (4., 4., 4.))
+    assert sorted(meta['boxes']) == ['1', '5']
+
+
+def test_bad_scans_are_listed_with_reasons(tmp_path):
+    ds = make_toy_dataset(tmp_path/'toy', n=4); scans = find_scans(ds)
+    Path(scans[0]['mask']).write_bytes(b'\x1f\x8b broken')                            # corrupt gzip
+    img = nib.load(scans[1]['image']); a = np.asanyarray(img.dataobj).astype(np.float32); a[0, 0, 0] = np.nan
+    nib.save(nib.Nifti1Image(a, img.affine), scans[1]['image'])                      # NaN voxel
+    lab = nib.load(scans[2]['mask']); nib.save(nib.Nifti1Image(np.zeros(lab.shape, np.uint8), lab.affine), scans[2]['mask'])
+    man = build_cache(scans, tmp_path/'cache', (4., 4., 4.), workers=2)
+    assert sorted(man['scans']) == [scans[3]['scan_id']]
+    bad = man['bad']
+    assert 'NaN' in bad[scans[1]['scan_id']] and 'empty' in bad[scans[2]['scan_id']] and bad[scans[0]['scan_id']]
+    assert json.loads((tmp_path/'cache/manifest.json').read_text())['bad'] == bad
