@@ -99,7 +99,7 @@ def forward(self:CTGLIP, batch:dict, # a training batch
     K = valid.shape[1] if self.loss.use_dict else 0
     strings = list(batch['text']) + (negs if K else []) + (self.prompts if self.loss.use_organ else [])
     t = self.encode_text(strings)                                                     # (P + P*K + O, E)
-    txt, neg, prompts = t[:P], t[P:P + P * K].view(P, K, -1), t[P + P * K:]
+    txt, neg, prompts = t[:P], t[P:P + P * K].view(P, K, t.shape[-1]), t[P + P * K:]
     oidx = self.organ_indices(batch['organ'], dev)
     out = self.loss(img, txt, prompts, oidx, text_ids(batch['text'], dev), batch['is_normal'].to(dev).bool(), self.scale(),
                     neg if K else None, text_ids(negs, dev).view(P, K) if K else None, valid.to(dev) if K else None)
