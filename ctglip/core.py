@@ -85,6 +85,7 @@ def atomic_path(path): # the final path
     os.close(fd)
     try:
         yield Path(tmp)
+        um = os.umask(0); os.umask(um); os.chmod(tmp, 0o666 & ~um)  # mkstemp makes 0600; give the usual mode
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp): os.unlink(tmp)
