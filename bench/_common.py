@@ -80,3 +80,22 @@ def count_flops(fn) -> int:
     from torch.utils.flop_counter import FlopCounterMode
     with FlopCounterMode(display=False) as fc: fn()
     return fc.get_total_flops()
+
+
+def model_bench_setup(doc:str, argv, gpu_batch:tuple):
+    "Arguments, device and (name, config, batch) cases shared by the T1 and I1 model benchmarks."
+    import argparse, warnings
+    from ctglip.config import get_config
+    from ctglip.core import get_device
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument('--smoke', action='store_true'); p.add_argument('--n', type=int, default=None)
+    p.add_argument('--batch', type=int, default=None)
+    p.add_argument('--threads', type=int, default=1, help='CPU threads (the shared 2-core VM is steadier with 1)')
+    a = p.parse_args(argv); warnings.filterwarnings('ignore')
+    dev = get_device('auto'); cuda = dev.type == 'cuda'
+    if not cuda: torch.set_num_threads(a.threads)
+    if a.smoke: cases = [('cnn', get_config('tiny'), 2), ('vit', get_config('tiny', ['model.vision=vit']), 2)]
+    elif cuda: cases = [('cnn', get_config('gpu-cnn'), a.batch or gpu_batch[0]), ('vit', get_config('gpu-vit'), a.batch or gpu_batch[1])]
+    else: cases = [('cnn', get_config('cpu-demo', ['text_model=tiny-random']), a.batch or 8),
+                   ('vit', get_config('cpu-demo', ['text_model=tiny-random', 'model.vision=vit']), a.batch or 8)]
+    return a, dev, cuda, cases

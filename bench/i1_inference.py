@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, timeit, table, check, synthetic_batch
+from _common import model_bench_setup, machine, timeit, table, check, synthetic_batch
 
 from ctglip.config import get_config, override
 from ctglip.core import get_device, set_seed
@@ -52,17 +52,7 @@ def bench_one(name, cfg, B, dev, n, smoke):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--smoke', action='store_true'); p.add_argument('--n', type=int, default=None)
-    p.add_argument('--batch', type=int, default=None)
-    p.add_argument('--threads', type=int, default=1, help='CPU threads (the shared 2-core VM is steadier with 1)')
-    a = p.parse_args(argv); warnings.filterwarnings('ignore')
-    dev = get_device('auto'); cuda = dev.type == 'cuda'
-    if not cuda: torch.set_num_threads(a.threads)
-    if a.smoke: cases = [('cnn', get_config('tiny'), 2), ('vit', get_config('tiny', ['model.vision=vit']), 2)]
-    elif cuda: cases = [('cnn', get_config('gpu-cnn'), a.batch or 16), ('vit', get_config('gpu-vit'), a.batch or 32)]
-    else: cases = [('cnn', get_config('cpu-demo', ['text_model=tiny-random']), a.batch or 8),
-                   ('vit', get_config('cpu-demo', ['text_model=tiny-random', 'model.vision=vit']), a.batch or 8)]
+    a, dev, cuda, cases = model_bench_setup(__doc__, argv, (16, 32))
     rows = [bench_one(name, cfg, B, dev, a.n or (3 if a.smoke else 10), a.smoke) for name, cfg, B in cases]
     print(f"\nI1 zero-shot organ embedding from cached int16 inputs (median; baseline = fp32 eager explicit attention): {machine()}")
     print(table(rows))
