@@ -53,16 +53,9 @@ def _scans_csv(ds:Path):
 
 def demo_pairs(ds:Path, out:Path, keep_truncated:bool=True) -> list:
     "Pair a SynthCT folder with `ctglip.data.pairing`; optionally keep organs cut by the field of view."
-    from ctglip.data.public import ctrate_scans
-    from ctglip.data.pairing import mask_organs, make_pairs, write_pairs, pairing_stats
-    from ctglip.data.volume import load_mask
+    from ctglip.data.pairing import dataset_pairs, write_pairs, pairing_stats
     from collections import Counter
-    pairs, st = [], Counter()
-    for r in ctrate_scans(ds).itertuples():
-        if r.mask is None or not r.has_report: continue
-        org = mask_organs(load_mask(r.mask))
-        if keep_truncated: org['truncated'] = False
-        pairs += make_pairs(r.VolumeName, org, r.findings, impression=r.impression, split=r.split, stats=st)
+    st = Counter(); pairs = dataset_pairs(ds, stats=st, keep_truncated=keep_truncated)
     write_pairs(pairs, out); pairing_stats(pairs).to_csv(Path(out).with_name('pairing_stats.csv'))
     _log(f"{st['scans']} scans -> {len(pairs)} pairs ({st['abnormal']} abnormal)")
     return pairs
