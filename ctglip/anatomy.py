@@ -13,8 +13,9 @@ import pandas as pd
 from .core import CtglipError
 
 # %% auto #0
-__all__ = ['VERSIONS', 'load_organs', 'load_groups', 'id2name', 'name2id', 'organ_names', 'v1_to_v2', 'check_label_ids',
-           'remap_labels', 'pair_organs', 'group_of', 'group_label_ids', 'readable', 'group_lut', 'organ_terms']
+__all__ = ['VERSIONS', 'CONTRAST_PHASES', 'load_organs', 'load_groups', 'id2name', 'name2id', 'organ_names', 'v1_to_v2',
+           'check_label_ids', 'remap_labels', 'pair_organs', 'group_of', 'group_label_ids', 'readable', 'group_lut',
+           'organ_terms', 'contrast_enhancement']
 
 # %% ../nbs/01_anatomy.ipynb #e9dd68d3
 def _asset(name): return files('ctglip')/'assets'/name
@@ -127,3 +128,25 @@ def organ_terms(group:str) -> dict:
     row = row.iloc[0]; df = _organs()
     parts = {r.name: _split(r.synonyms) for r in df.loc[df.group == group].itertuples() if r.synonyms}
     return dict(names=sorted(set([row.readable] + _split(row.synonyms))), adjectives=_split(row.adjectives), parts=parts)
+
+# %% ../nbs/01_anatomy.ipynb #c0a7e3f2
+@lru_cache(None)
+def _phases():
+    f = _asset('contrast_phases.csv'); df = pd.read_csv(f, dtype={'name':str}, keep_default_na=False)
+    if df.columns[0] != 'name' or len(df.columns) < 2: raise CtglipError("expected columns 'name' and one HU column per phase", f)
+    lut = np.zeros((len(df.columns)-1, 256), np.float32); n2i = name2id('v2'); groups = set(_groups().group)
+    for r in df.itertuples(index=False):
+        if r.name in n2i: ids = [n2i[r.name]]
+        elif r.name in groups: ids = group_label_ids(r.name)
+        else: raise CtglipError(f"unknown class or group {r.name!r}", f)
+        lut[:, ids] = np.asarray(r[1:], np.float32)[:, None]
+    return tuple(df.columns[1:]), lut
+
+CONTRAST_PHASES = tuple(_asset('contrast_phases.csv').read_text().splitlines()[0].strip().split(',')[1:]) # phase names, from the header
+
+def contrast_enhancement(phase:str) -> np.ndarray:
+    "HU added per TotalSegmentator v2 label id in a contrast phase: float32 (256,)."
+    names, lut = _phases()
+    if phase not in names: raise CtglipError(f"unknown contrast phase {phase!r} (known: {', '.join(names)})")
+    return lut[names.index(phase)].copy()
+

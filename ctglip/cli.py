@@ -14,13 +14,14 @@ __all__ = ['COMMANDS', 'usage', 'main']
 # %% ../nbs/90_cli.ipynb #320d169b
 COMMANDS = {
     'organs':     ('ctglip.data.volume:organs_cli',         'per-organ volume, HU and truncation of a CT and its mask'),
-    'synth':      ('ctglip.data.synth:synth_cli',           'generate SynthCT: paired CT-report cases with known ground truth'),
+    'synth':      ('ctglip.synth.core:synth_cli',           'generate SynthCT: paired CT-report cases with known ground truth'),
     'labels':     ('ctglip.data.labels:labels_cli',         'abnormality labels from report text (CT-RATE 18 or SynthCT)'),
     'pairs':      ('ctglip.data.pairing:pairs_cli',         'organ-level image-text pairs of a dataset'),
     'dictionary': ('ctglip.data.dictionary:dictionary_cli', 'the abnormality dictionary of a pairs file'),
     'cache':      ('ctglip.data.cache:cache_cli',           'preprocess a dataset once into a memory-mappable cache'),
     'train':      ('ctglip.train:train_cli',                'train CT-GLIP or the CLIP baseline'),
     'predict':    ('ctglip.eval.predict:predict_cli',       'zero-shot organ recognition and abnormality scores for a scan'),
+    'evaluate':   ('ctglip.eval.benchmark:evaluate_cli',    'zero-shot benchmark of a run against a labelled split (CT-RATE 18 labels, SynthCT)'),
     'demo':       ('ctglip.demo:demo_cli',                  'the whole pipeline on generated data: data, training, evaluation, report'),
 }
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import dataclasses, difflib, json, typing
 from dataclasses import dataclass, field, fields, replace, asdict
 from pathlib import Path
+
+import torch
 from typing import Literal
 
 from .core import CtglipError, DEFAULT_SPACING, HU_WINDOW, atomic_path
@@ -23,14 +25,30 @@ class DataConfig:
     spacing:tuple[float,float,float]=DEFAULT_SPACING # mm, resampling target of the cache [x,y,z]
     size:tuple[int,int,int]=(128,128,128) # voxels, the crop fed to the model [x,y,z] (padded when the scan is smaller)
     hu_window:tuple[float,float]=HU_WINDOW # HU mapped to [0, 1]
-    crop:Literal['foreground','center','random']='foreground' # crop centre: body bounding box, array centre, or random
-    crop_jitter:int=8 # voxels of random shift of the training crop centre (0 = none)
+    crop:Literal['foreground','center']='foreground' # centre of the evaluation crop: body bounding box or array centre
+    crop_jitter:int=8 # voxels of random shift of the training crop centre when `augment` or `aug_place` is off (0 = none)
     min_organ_voxels:int=20 # an organ with fewer voxels inside the crop is not paired *(ours)*
     min_organ_fraction:float=0.5 # ... nor one that keeps less than this fraction of its voxels after the crop *(ours)*
+    keep_truncated:bool=False # also pair organs that the field of view cuts in z (off: the truncation rule) *(ours)*
     unmentioned_as_normal:bool=True # a visible organ that the report does not mention gets the normal template *(ours)*
     max_pairs_per_scan:int=0 # keep at most this many pairs per scan (0 = all), abnormal ones first
-    aug_intensity:float=0.0 # training only: random scale and shift of the windowed image, +- this
-    aug_noise:float=0.0 # training only: std of Gaussian noise added to the windowed image
+    augment:bool=True # training: random field of view, acquisition and intensity (`ctglip.data.transform`); off = the evaluation crop *(ours)*
+    aug_slab_p:float=0.5 # probability that the field of view is an axial slab rather than the whole z-range *(ours)*
+    aug_slab_mm:float=30.0 # thinnest slab, mm; thickness log-uniform up to the body's z-extent, anywhere along it *(ours)*
+    aug_crop_xy:float=0.2 # in-plane crop: up to this fraction of the body box cut away in x and in y *(ours)*
+    aug_place:bool=True # put the field of view at a random position of the output (off: centred as in evaluation) *(ours)*
+    aug_scale:float=0.15 # zoom 1 +- this *(ours)*
+    aug_rotate:float=10.0 # degrees of rotation around z, +- this *(ours)*
+    aug_tilt:float=3.0 # degrees of gantry-tilt-like shear of z against x and against y, +- this *(ours)*
+    aug_thickness:tuple[float,float]=(0.6,5.0) # simulated slice thickness range, mm, log-uniform (thinner than spacing z: no-op) *(ours)*
+    aug_thickness_p:float=0.5 # probability of simulating a slice thickness *(ours)*
+    aug_contrast_p:float=0.5 # probability of adding a contrast phase (`ctglip.anatomy.contrast_enhancement`, label map driven) *(ours)*
+    aug_contrast:float=1.0 # the phase's HU offsets times a strength drawn in [0, this] *(ours)*
+    aug_hu_scale:float=0.05 # HU multiplied by 1 +- this, about water (0 HU) *(ours)*
+    aug_hu_shift:float=20.0 # HU shifted by +- this *(ours)*
+    aug_noise_hu:float=15.0 # std of Gaussian noise, HU, drawn in [0, this] *(ours)*
+    aug_intensity:float=0.0 # deprecated: on-device scale/shift of the windowed image in `data.cache.to_device` (use aug_hu_scale, aug_hu_shift)
+    aug_noise:float=0.0 # deprecated: on-device noise std in windowed units in `data.cache.to_device` (use aug_noise_hu)
     val_split:str='valid' # split name of the validation pairs
     label_version:Literal['v1','v2']='v2' # TotalSegmentator id version of the masks
 
@@ -124,6 +142,12 @@ def validate(c:Config): # the config to check
     _check(len(d.size)==3 and all(s>0 for s in d.size), f"data.size must be 3 positive ints, got {d.size}")
     _check(d.hu_window[1] > d.hu_window[0], f"data.hu_window needs hi > lo, got {d.hu_window}")
     _check(0 <= d.min_organ_fraction <= 1, "data.min_organ_fraction must be in [0, 1]")
+    _check(all(0 <= p <= 1 for p in (d.aug_slab_p, d.aug_thickness_p, d.aug_contrast_p)), "data.aug_slab_p, aug_thickness_p, aug_contrast_p must be in [0, 1]")
+    _check(0 <= d.aug_crop_xy < 1 and 0 <= d.aug_scale < 1 and 0 <= d.aug_hu_scale < 1, "data.aug_crop_xy, aug_scale, aug_hu_scale must be in [0, 1)")
+    _check(0 <= d.aug_rotate <= 90 and 0 <= d.aug_tilt < 45, f"data.aug_rotate must be in [0, 90] and aug_tilt in [0, 45) degrees, got {d.aug_rotate}, {d.aug_tilt}")
+    _check(0 < d.aug_thickness[0] <= d.aug_thickness[1], f"data.aug_thickness needs 0 < lo <= hi mm, got {d.aug_thickness}")
+    _check(d.aug_slab_mm > 0 and min(d.aug_contrast, d.aug_hu_shift, d.aug_noise_hu, d.aug_intensity, d.aug_noise, d.crop_jitter) >= 0,
+           "data.aug_slab_mm must be > 0; aug_contrast, aug_hu_shift, aug_noise_hu, aug_intensity, aug_noise, crop_jitter >= 0")
     _check(m.embed_dim > 0 and len(m.cnn_widths) > 0, "model.embed_dim and model.cnn_widths must be positive")
     _check(m.cnn_stem in (1,2,4), f"model.cnn_stem must be 1, 2 or 4, got {m.cnn_stem}")
     _check(0 <= m.pool_level < len(m.cnn_widths), f"model.pool_level must be < len(model.cnn_widths)={len(m.cnn_widths)}")
@@ -219,7 +243,8 @@ def override(cfg:Config, # the starting config
 # %% ../nbs/02_config.ipynb #becd464f
 def _tiny():
     return Config(preset='tiny',
-        data=DataConfig(spacing=(6.,6.,6.), size=(32,32,32), crop_jitter=2, min_organ_voxels=4),
+        data=DataConfig(spacing=(6.,6.,6.), size=(32,32,32), crop_jitter=2, min_organ_voxels=4, aug_slab_p=0.3, aug_crop_xy=0.1,
+                        aug_rotate=5.0, aug_tilt=0.0, aug_thickness_p=0.0, aug_noise_hu=10.0),
         model=ModelConfig(embed_dim=32, cnn_widths=(4,8,16), cnn_stem=2, vit_patch=(8,8,8), vit_dim=32, vit_depth=2,
                           vit_heads=2, text_model='tiny-random', text_max_len=32),
         loss=LossConfig(n_dict_negatives=4),
@@ -228,16 +253,16 @@ def _tiny():
 
 def _cpu_demo():
     return Config(preset='cpu-demo',
-        data=DataConfig(spacing=(6.,6.,6.), size=(64,64,64), crop_jitter=3, min_organ_voxels=8, aug_intensity=0.05),
+        data=DataConfig(spacing=(6.,6.,6.), size=(64,64,64), crop_jitter=3, min_organ_voxels=8),
         model=ModelConfig(embed_dim=128, cnn_widths=(16,32,64,128), cnn_stem=4, vit_patch=(8,8,8), vit_dim=128, vit_depth=4,
                           vit_heads=4, text_model='minilm', text_max_len=64),
         loss=LossConfig(n_dict_negatives=8),
-        train=TrainConfig(batch_size=8, lr=1e-3, weight_decay=0.01, warmup_steps=20, steps=300, bf16=False,
+        train=TrainConfig(batch_size=8, lr=1e-3, weight_decay=0.01, warmup_steps=20, steps=400, bf16=False,
                           log_every=10, ckpt_every=100, num_workers=0, device='cpu'))
 
 def _gpu_cnn():
     return Config(preset='gpu-cnn',
-        data=DataConfig(spacing=(1.5,1.5,1.5), size=(256,256,128), aug_intensity=0.05, aug_noise=0.01),
+        data=DataConfig(spacing=(1.5,1.5,1.5), size=(256,256,128)),
         model=ModelConfig(vision='cnn', embed_dim=512, cnn_widths=(32,64,128,256,320), cnn_stem=2),
         loss=LossConfig(n_dict_negatives=16),
         train=TrainConfig(batch_size=32, lr=2e-4, warmup_steps=500, steps=20000, bf16=True, compile=True,
@@ -286,14 +311,15 @@ def load_config(path) -> Config:
 # %% ../nbs/02_config.ipynb #e04c3bce
 def add_config_args(p): # an argparse parser
     "Add `--preset`, `--config FILE.json` and positional `key=value` overrides to `p`."
-    p.add_argument('--preset', default='tiny', help=f"one of {', '.join(PRESETS)}")
+    p.add_argument('--preset', default='auto', help=f"one of {', '.join(PRESETS)}, or auto (default): gpu-cnn with CUDA, else cpu-demo")
     p.add_argument('--config', default=None, help='a saved config.json to start from instead of a preset')
     p.add_argument('overrides', nargs='*', metavar='key=value', help='config overrides, e.g. train.lr=3e-4 model.vision=vit')
     return p
 
 def config_from_args(args) -> Config:
     "The config selected by parsed `add_config_args` options."
-    cfg = load_config(args.config) if args.config else get_config(args.preset)
+    preset = ('gpu-cnn' if torch.cuda.is_available() else 'cpu-demo') if args.preset == 'auto' else args.preset
+    cfg = load_config(args.config) if args.config else get_config(preset)
     return override(cfg, args.overrides)
 
 # %% ../nbs/02_config.ipynb #bc3bb548

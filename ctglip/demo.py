@@ -4,7 +4,8 @@
 
 # %% ../nbs/80_demo.ipynb #0562a3d8
 from __future__ import annotations
-import argparse, datetime, html, json, os, platform, sys, time
+import argparse, datetime, html, json, os, platform, shutil, sys, time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -12,18 +13,27 @@ import pandas as pd
 import torch
 
 from .core import CtglipError, get_device, get_logger, atomic_path, set_seed
-from .config import get_config, override, to_dict, Config
+from .config import get_config, override, to_dict, from_dict, Config
+from .train import train, load_run, checkpoint_dir
+from .eval.core import embed, score, compare
+from .eval.zeroshot import tasks_from
+from .data.layout import read_pairs
+from .data.pairing import pairing_stats
+from .data.dictionary import dictionary_cli
+from .data.dataset import prepare_data, split_loader
+from .synth.core import generate, SynthConfig
+from .eval.transfer import organ_transfer, transfer_table, SLABS_MM
 
 # %% auto #0
-__all__ = ['DEMO_SETTINGS', 'demo_settings', 'demo_pairs', 'make_data', 'train_models', 'test_loader', 'evaluate_models',
-           'demo_metrics', 'headline_rows', 'headline', 'report_figures', 'write_report', 'run_demo', 'demo_cli']
+__all__ = ['DEMO_SETTINGS', 'demo_settings', 'make_data', 'train_models', 'evaluate_models', 'demo_metrics', 'headline_rows',
+           'headline', 'report_figures', 'write_report', 'run_demo', 'demo_cli']
 
 # %% ../nbs/80_demo.ipynb #0fbf7f45
 DEMO_SETTINGS = {
-    'cpu': dict(preset='cpu-demo', n=240, size='demo', splits=(0.7, 0.1, 0.2), overrides=[], keep_truncated=True,
+    'cpu': dict(preset='cpu-demo', n=320, size='demo', splits=(0.6, 0.2, 0.2), overrides=['data.keep_truncated=true'],
                 synth=dict(top_cut=0.0, bottom_cut=0.15)),
-    'gpu': dict(preset='cpu-demo', n=800, size='demo', splits=(0.7, 0.1, 0.2), keep_truncated=True, synth=dict(top_cut=0.0, bottom_cut=0.15),
-                overrides=['train.device=cuda', 'train.batch_size=32', 'train.steps=1500', 'train.warmup_steps=100',
+    'gpu': dict(preset='cpu-demo', n=800, size='demo', splits=(0.6, 0.2, 0.2), synth=dict(top_cut=0.0, bottom_cut=0.15),
+                overrides=['data.keep_truncated=true', 'train.device=cuda', 'train.batch_size=32', 'train.steps=1500', 'train.warmup_steps=100',
                            'train.num_workers=4', 'train.bf16=true', 'train.ckpt_every=500']),
 }
 
@@ -43,105 +53,77 @@ def demo_settings(device='auto', # 'auto', 'cpu', 'cuda'
 # %% ../nbs/80_demo.ipynb #c66eaead
 def _log(msg): print(f"[demo] {msg}", flush=True)
 
-def _scans_csv(ds:Path):
-    "Write `scans.csv` (scan_id, split, image, mask) for a SynthCT folder."
-    rows = []
-    for f in sorted((ds/'cases').glob('*.json')):
-        r = json.loads(f.read_text()); name = r['VolumeName']; sp = r['split']; pid = r['patient']
-        rows.append(dict(scan_id=name[:-7], split=sp, image=f"dataset/{sp}/{pid}/{pid}_a/{name}", mask=f"masks/{name}"))
-    with atomic_path(ds/'scans.csv') as t: pd.DataFrame(rows).to_csv(t, index=False)
-
-def demo_pairs(ds:Path, out:Path, keep_truncated:bool=True) -> list:
-    "Pair a SynthCT folder with `ctglip.data.pairing`; optionally keep organs cut by the field of view."
-    from ctglip.data.pairing import dataset_pairs, write_pairs, pairing_stats
-    from collections import Counter
-    st = Counter(); pairs = dataset_pairs(ds, stats=st, keep_truncated=keep_truncated)
-    write_pairs(pairs, out); pairing_stats(pairs).to_csv(Path(out).with_name('pairing_stats.csv'))
-    _log(f"{st['scans']} scans -> {len(pairs)} pairs ({st['abnormal']} abnormal)")
-    return pairs
-
 def make_data(out:Path, s:dict, workers:int|None=None, progress:bool=True) -> dict:
-    "Generate (or reuse) SynthCT under `out/data`, pair it and build the dictionary: paths and counts."
-    from ctglip.data.synth import generate, SynthConfig
+    "Generate (or reuse) SynthCT under `out/data`, pair and cache it into `out/work`, build the dictionary: paths and counts."
     ds = Path(out)/'data'; man = ds/'manifest.json'; t0 = time.perf_counter()
-    same = man.exists() and {k: json.loads(man.read_text()).get(k) for k in ('n', 'seed', 'size')} == dict(n=s['n'], seed=s['seed'], size=s['size']) \
-           and all(json.loads(man.read_text())['config'].get(k) == v for k, v in s.get('synth', {}).items())
-    if same and (ds/'pairs.jsonl').exists(): _log(f"reusing SynthCT in {ds}")
+    sc = SynthConfig(size=s['size'], splits=tuple(s['splits']), **s.get('synth', {}))
+    have = json.loads(man.read_text()) if man.exists() else {}
+    same = (have.get('n'), have.get('seed'), have.get('config')) == (s['n'], s['seed'], json.loads(json.dumps(asdict(sc))))
+    if same: _log(f"reusing SynthCT in {ds}")
     else:
         _log(f"generating {s['n']} SynthCT cases ({s['size']}, seed {s['seed']}) in {ds}")
-        generate(ds, s['n'], s['seed'], s['size'], workers=workers, cfg=SynthConfig(splits=tuple(s['splits']), **s.get('synth', {})), overwrite=True, progress=progress)
-        _scans_csv(ds)
-        _log("pairing reports with organ masks")
-        demo_pairs(ds, ds/'pairs.jsonl', keep_truncated=s.get('keep_truncated', True))
+        if (Path(out)/'work').exists(): shutil.rmtree(Path(out)/'work')
+        generate(ds, s['n'], s['seed'], s['size'], workers=workers, cfg=sc, overwrite=True, progress=progress)
+    _log("pairing reports with organ masks and caching the scans")
+    paths = prepare_data(ds, s['configs']['ctglip'], work=Path(out)/'work', workers=workers or 0)
+    pairs = read_pairs(paths.pairs)
+    if not pairs: raise CtglipError("pairing produced no pairs", paths.pairs)
+    pairing_stats(pairs).to_csv(paths.pairs.with_name('pairing_stats.csv'))
     t_data = time.perf_counter() - t0
-    dict_path = _dictionary(ds, Path(out))
-    pairs = [json.loads(l) for l in (ds/'pairs.jsonl').read_text().splitlines() if l.strip()]
-    if not pairs: raise CtglipError("pairing produced no pairs", ds/'pairs.jsonl')
+    dict_path = _dictionary(paths.pairs, Path(out))
     scans = pd.DataFrame(pairs).groupby('split').scan_id.nunique()
-    return dict(dir=ds, pairs=ds/'pairs.jsonl', dictionary=dict_path, seconds=round(t_data, 1),
+    return dict(dir=ds, paths=paths, dictionary=dict_path, seconds=round(t_data, 1),
                 n_pairs=len(pairs), n_train=int(scans.get('train', 0)), n_valid=int(scans.get('valid', 0)), n_test=int(scans.get('test', 0)))
 
-def _dictionary(ds:Path, out:Path):
-    "Build the abnormality dictionary of the training pairs with `ctglip.data.dictionary` (None if unavailable)."
-    try: from ctglip.data.dictionary import dictionary_cli
-    except ImportError:
-        get_logger('ctglip.demo').warning("ctglip.data.dictionary is not available: training draws negatives from the pairs' findings"); return None
+def _dictionary(pairs:Path, out:Path) -> Path:
+    "Build the abnormality dictionary of the training pairs with `ctglip dictionary`."
     _log("building the abnormality dictionary")
-    p = out/'dictionary.csv'; dictionary_cli([str(ds/'pairs.jsonl'), '--out', str(p)]); return p
+    p = out/'dictionary.csv'; dictionary_cli([str(pairs), '--out', str(p)]); return p
 
 # %% ../nbs/80_demo.ipynb #d646b5e1
 def _finished(run:Path, cfg:Config) -> bool:
-    from ctglip.train import checkpoint_dir
     d = checkpoint_dir(run) if run.exists() else None
     if d is None: return False
     st = json.loads((d/'state.json').read_text())
-    from ctglip.config import from_dict
     try: same = to_dict(from_dict(st.get('config') or {})) == to_dict(cfg)   # keys added since take their defaults
     except CtglipError: return False
     return same and st.get('step') == cfg.train.steps
 
 def train_models(out:Path, data:dict, s:dict, progress:bool=True) -> dict:
     "Train (or reuse) CT-GLIP and CLIP: {model: dict(run, seconds, last)}."
-    from ctglip.train import train
     res = {}
     for m, cfg in s['configs'].items():
         run = Path(out)/m
         if _finished(run, cfg): _log(f"reusing the finished {m} run in {run}"); res[m] = dict(run=run, seconds=None, last=None); continue
         _log(f"training {m} ({cfg.preset}, {cfg.train.steps} steps, batch {cfg.train.batch_size}, {cfg.model.vision})")
         t0 = time.perf_counter(); set_seed(cfg.train.seed)
-        r = train(cfg, data['pairs'], run, val_hook=None, progress=progress)
+        r = train(cfg, data['paths'].pairs, run, val_hook=None, progress=progress)
         res[m] = dict(run=run, seconds=round(time.perf_counter() - t0, 1), last=r.get('last'))
     return res
 
 # %% ../nbs/80_demo.ipynb #02075939
-def test_loader(cfg:Config, data:dict, split:str='test'):
-    "The deterministic loader of one split (no augmentation, each scan once)."
-    from ctglip.train import cache_name
-    from ctglip.data.cache import CacheDataset, make_loader
-    ds = CacheDataset(data['dir']/'cache'/cache_name(cfg), data['pairs'], cfg, split=split, train=False)
-    if not len(ds): raise CtglipError(f"no cached scans in split {split!r}", data['dir'])
-    return make_loader(ds, device=get_device(cfg.train.device), shuffle=False)
-
 def evaluate_models(out:Path, data:dict, s:dict, n_boot:int=1000, min_pos:int=3, progress:bool=True) -> dict:
-    "evaluate() both trained models on the test split with one task list: {model: result}."
-    from ctglip.train import load_run
-    from ctglip.eval.core import embed, score
-    from ctglip.eval.zeroshot import tasks_from
-    embs, models = {}, {}
+    "evaluate() both trained models on the test split with one task list and thresholds chosen on validation, and CT-GLIP's organ transfer."
+    embs, vembs, models, cfgs = {}, {}, {}, {}
     for m in s['configs']:
-        _log(f"embedding the test split with {m}")
-        model, cfg = load_run(Path(out)/m, device=get_device(s['configs'][m].train.device))
-        embs[m], models[m] = embed(model, test_loader(cfg, data), progress=progress), model
-    tasks = tasks_from(embs['ctglip']['units'], min_pos, min_pos)
-    if not tasks: raise CtglipError(f"no (organ, abnormality) task has >= {min_pos} positive and negative test cases; generate more cases (--n)")
+        _log(f"embedding the validation and test splits with {m}")
+        model, cfgs[m] = load_run(Path(out)/m, device=get_device(s['configs'][m].train.device)); dev = get_device(cfgs[m].train.device)
+        vembs[m] = embed(model, split_loader(data['paths'], cfgs[m], 'valid', dev), progress=progress)
+        embs[m], models[m] = embed(model, split_loader(data['paths'], cfgs[m], 'test', dev), progress=progress), model
+    tasks = tasks_from(vembs['ctglip']['units'], min_pos, min_pos)          # chosen on validation, the same for both models
+    if not tasks: raise CtglipError(f"no (organ, abnormality) task has >= {min_pos} positive and negative validation cases; generate more cases (--n)")
     res = {}
     for m in s['configs']:
-        r = score(embs[m], models[m], tasks=tasks, mode='dict', n_boot=n_boot, seed=s['seed'], min_pos=min_pos); r['emb'] = embs[m]; res[m] = r
-        r['summary']['abnormality_auc_mean_pair_prompts'] = score(embs[m], models[m], tasks=tasks, mode='pair', n_boot=0)['summary']['abnormality_auc_mean']
+        r = score(embs[m], models[m], tasks=tasks, valid=vembs[m], n_boot=n_boot, seed=s['seed'], min_pos=min_pos); r['emb'] = embs[m]; res[m] = r
+        alt = score(embs[m], models[m], tasks=tasks, valid=vembs[m], mode='pair', n_boot=0)['summary']
+        r['summary']['abnormality_auc_mean_pair_prompts'] = alt['abnormality_auc_mean']   # a secondary row: the other prompt protocol
+    res['ctglip']['vs_clip'] = compare(res['ctglip'], res['clip'], n_boot=n_boot, seed=s['seed'])   # paired: the same resampled test scans
+    _log("organ recognition on slabs of the test scans (transfer)")
+    res['ctglip']['transfer'] = organ_transfer(models['ctglip'], data['paths'], cfgs['ctglip'], 'test', SLABS_MM, seed=s['seed'])
     return res
 
 # %% ../nbs/80_demo.ipynb #6fb93d53
-_KEEP = ('organ_top1', 'organ_top5', 'organ_top1_present', 'n_tasks', 'n_scans', 'n_units')
+_KEEP = ('organ_top1', 'organ_top5', 'organ_top1_present', 'n_tasks', 'n_scans', 'n_units', 'text_coverage')
 
 def demo_metrics(res:dict, data:dict, s:dict, runs:dict, seconds:dict) -> dict:
     "The `metrics.json` content."
@@ -149,8 +131,15 @@ def demo_metrics(res:dict, data:dict, s:dict, runs:dict, seconds:dict) -> dict:
     for m, r in res.items():
         sm = r['summary']
         out[m] = {k: v for k, v in sm.items() if k in _KEEP or k.startswith(('abnormality_', 'report->', 'scan->'))}
+    out['clip']['text_coverage'] = res['clip']['summary'].get('text_coverage')
+    out['protocol'] = res['ctglip']['protocol']
+    dif = res['ctglip']['vs_clip']
+    out['difference'] = {f'abnormality_{k}_mean': dict(estimate=v['estimate'], ci=v['ci']) for k, v in dif.items()}
+    out['difference']['per_task_auc'] = {': '.join(t['task']): dict(estimate=t['estimate'], ci=t['ci']) for t in dif['auc'].get('per_task') or []}
     out['config'] = dict(preset=s['preset'], seed=s['seed'], device=s['device'], overrides=s['overrides'], synth=dict(n=s['n'], size=s['size'], splits=list(s['splits'])),
                          **{m: to_dict(c) for m, c in s['configs'].items()})
+    tr = res['ctglip'].get('transfer')
+    if tr: out['ctglip']['organ_top1_slabs'] = {k: v for k, v in tr['top1'].items() if k != 'all'}; out['ctglip']['organ_n_slabs'] = dict(tr['n'])
     out['data'] = {k: data[k] for k in ('n_train', 'n_valid', 'n_test', 'n_pairs')}
     out['data']['tasks'] = [f"{o}: {a}" for o, a in res['ctglip']['abnormality']['tasks']]
     out['timing_s'] = seconds
@@ -166,9 +155,13 @@ def headline_rows(metrics:dict) -> list:
     c, k = metrics['ctglip'], metrics['clip']
     rows = [('organ recognition top-1 (all units)', _fmt(c.get('organ_top1')), '-'),
             ('organ recognition top-1 (organs present)', _fmt(c.get('organ_top1_present')), '-')]
-    for name, key in [('abnormality AUC, mean', 'auc'), ('abnormality F1, mean', 'f1'), ('abnormality accuracy, mean', 'accuracy')]:
+    rows += [(f'organ recognition top-1, {k} mm slabs', _fmt(v), '-') for k, v in (c.get('organ_top1_slabs') or {}).items()]
+    for name, key in [('abnormality AUC, mean', 'auc'), ('abnormality F1, mean (threshold from validation)', 'f1'), ('abnormality accuracy, mean', 'accuracy')]:
         kk = f'abnormality_{key}_mean'
         rows.append((name, _fmt(c.get(kk), c.get(kk + '_ci')), _fmt(k.get(kk), k.get(kk + '_ci'))))
+    for name, key in [('AUC difference CT-GLIP - CLIP (paired)', 'auc'), ('F1 difference CT-GLIP - CLIP (paired)', 'f1')]:
+        d = (metrics.get('difference') or {}).get(f'abnormality_{key}_mean') or {}
+        rows.append((name, _fmt(d.get('estimate'), d.get('ci')), ''))
     for r in ('report->scan R@1', 'report->scan R@5', 'scan->report R@1', 'scan->report R@5'):
         rows.append((r, _fmt(c.get(r)), _fmt(k.get(r))))
     return rows
@@ -212,6 +205,8 @@ def report_figures(res:dict, runs:dict) -> list:
     if res['ctglip'].get('organ'):
         figs += [('CT-GLIP zero-shot organ recognition: accuracy per organ (candidates: all pairing units)', organ_figure(res['ctglip']['organ']['per_organ'])),
                  ('CT-GLIP organ recognition: confusion matrix', confusion_figure(res['ctglip']['organ']['confusion']))]
+    for k, cm in (res['ctglip'].get('transfer') or {}).get('confusion', {}).items():
+        if k != 'all': figs.append((f'CT-GLIP organ recognition on {k} mm slabs of the test scans: confusion matrix', confusion_figure(cm)))
     figs.append(('Training loss', _loss_figure(runs)))
     return figs
 
@@ -242,7 +237,8 @@ def write_report(path, metrics:dict, res:dict, runs:dict) -> Path:
 def run_demo(out='runs/demo', # output folder
              n:int|None=None, steps:int|None=None, preset:str|None=None, seed:int=0, # data size, training steps, preset, seed
              device='auto', workers:int|None=None, overrides=(), # device, synth processes, config overrides
-             n_boot:int=1000, min_pos:int=3, progress:bool=True) -> dict:
+             n_boot:int=1000, min_pos:int=3, progress:bool=True, # bootstrap resamples, fewest positives of a task, progress bars
+             results=None) -> dict: # also copy `metrics.json` here (the project's committed results file)
     "Run the demo end to end; returns the metrics written to `out/metrics.json`."
     t0 = time.perf_counter(); out = Path(out); out.mkdir(parents=True, exist_ok=True)
     s = demo_settings(device, n, steps, preset, seed, overrides)
@@ -261,7 +257,8 @@ def run_demo(out='runs/demo', # output folder
     metrics = demo_metrics(res, data, s, runs, seconds)
     write_report(out/'report.html', metrics, res, runs)
     seconds['total'] = metrics['timing_s']['total'] = round(time.perf_counter() - t0, 1)
-    with atomic_path(out/'metrics.json') as t: Path(t).write_text(json.dumps(metrics, indent=1, default=float) + '\n')
+    for f in [out/'metrics.json'] + ([Path(results)] if results else []):
+        with atomic_path(f) as t: Path(t).write_text(json.dumps(metrics, indent=1, default=float) + '\n')
     for f in ('metrics.json', 'report.html', 'dictionary.csv'):   # atomic writes are private (0600); these are for reading
         if (out/f).exists(): os.chmod(out/f, 0o644)
     print('\n' + headline(metrics))
@@ -273,7 +270,7 @@ def demo_cli(argv:list[str]|None=None) -> int:
     "`ctglip demo`: SynthCT -> pairs -> dictionary -> train CT-GLIP and CLIP -> evaluate -> report."
     p = argparse.ArgumentParser(prog='ctglip demo', description='Generate SynthCT, train CT-GLIP and the CLIP baseline, evaluate both zero-shot, write runs/demo/.')
     p.add_argument('--out', default='runs/demo', help='output folder (default runs/demo)')
-    p.add_argument('--n', type=int, default=None, help='SynthCT cases (default 240 on a CPU, 800 on a GPU)')
+    p.add_argument('--n', type=int, default=None, help='SynthCT cases (default 320 on a CPU, 800 on a GPU)')
     p.add_argument('--steps', type=int, default=None, help='training steps per model (default: the preset)')
     p.add_argument('--preset', default=None, help='config preset (default cpu-demo)')
     p.add_argument('--seed', type=int, default=0, help='one seed for data, training and bootstrap (default 0)')
@@ -282,7 +279,8 @@ def demo_cli(argv:list[str]|None=None) -> int:
     p.add_argument('--n-boot', type=int, default=1000, help='bootstrap resamples of the confidence intervals')
     p.add_argument('--min-pos', type=int, default=3, help='fewest positive (and negative) test cases of a scored task (default 3)')
     p.add_argument('--no-progress', action='store_true', help='no progress bars')
+    p.add_argument('--results', default=None, help='also write metrics.json to this file (the committed results the README prints)')
     p.add_argument('overrides', nargs='*', metavar='key=value', help='config overrides for both models, e.g. train.lr=3e-4')
     a = p.parse_args(argv)
-    run_demo(a.out, a.n, a.steps, a.preset, a.seed, a.device, a.workers, a.overrides, a.n_boot, a.min_pos, progress=not a.no_progress)
+    run_demo(a.out, a.n, a.steps, a.preset, a.seed, a.device, a.workers, a.overrides, a.n_boot, a.min_pos, progress=not a.no_progress, results=a.results)
     return 0

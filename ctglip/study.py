@@ -11,8 +11,19 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .core import CtglipError, get_logger, atomic_path, set_seed
+from .core import CtglipError, get_logger, atomic_path, set_seed, embedded_case
 from .config import get_config, to_dict, Config
+from .data.dataset import prepare_data, split_loader
+from .data.cache import Cache
+from .data.transform import scan_transform
+from .data.volume import Volume, load_volume, load_mask, resample_to
+from .train import train, load_run, build_model
+from .eval.core import evaluate, score
+from .eval.zeroshot import tasks_from
+from .eval.finetune import organ_features, linear_probe, fresh_copy, finetune_classifier, classifier_scores, finetune_segmentation, segmentation_scores
+from .eval.predict import prepare, predict_organs
+from .browse.results import scores_frame
+from .demo import DEMO_SETTINGS, _finished
 
 # %% auto #0
 __all__ = ['ABLATIONS', 'VISIONS', 'run_name', 'study_config', 'study_run', 'collect', 'over_seeds', 'lesion_batches',
@@ -36,30 +47,26 @@ def study_config(model:str, vision:str, seed:int, ablation:str='full', # which r
     "The config of one study run."
     if ablation not in ABLATIONS: raise CtglipError(f"unknown ablation {ablation!r} (use one of {', '.join(ABLATIONS)})")
     if model == 'clip' and ablation != 'full': raise CtglipError("the ablations are of CT-GLIP's loss terms")
-    ov = VISIONS[vision] + ABLATIONS[ablation] + [f'train.model={model}', f'train.seed={seed}', 'train.device=cpu']
+    ov = DEMO_SETTINGS['cpu']['overrides'] + VISIONS[vision] + ABLATIONS[ablation] + [f'train.model={model}', f'train.seed={seed}', 'train.device=cpu']
     return get_config(preset, ov + ([f'train.steps={steps}'] if steps else []) + list(overrides))
 
 # %% ../nbs/70_study.ipynb #895f0f9e
-def _data(data_dir) -> dict:
-    d = Path(data_dir)
-    if not (d/'pairs.jsonl').exists(): raise CtglipError("no pairs.jsonl: run `ctglip demo` (or ctglip synth + ctglip pairs) first", d)
-    return dict(dir=d, pairs=d/'pairs.jsonl')
+def _data(demo_dir, cfg:Config):
+    "The data paths of the demo's SynthCT set (`OUT/data`, work folder `OUT/work`) for `cfg`."
+    d = Path(demo_dir)
+    if not (d/'data'/'manifest.json').exists(): raise CtglipError("no SynthCT dataset in DIR/data: run `ctglip demo --out DIR` first", d)
+    return prepare_data(d/'data', cfg, work=d/'work')
 
-def study_run(data_dir, root, model:str, vision:str, seed:int, ablation:str='full', steps:int|None=None,
+def study_run(demo_dir, root, model:str, vision:str, seed:int, ablation:str='full', steps:int|None=None,
               n_boot:int=1000, min_pos:int=3, progress:bool=False) -> dict:
     "Train (or reuse) and evaluate one run; returns its saved evaluation."
-    from ctglip.demo import _finished, test_loader
-    from ctglip.train import train, load_run
-    from ctglip.eval.core import evaluate
-    from ctglip.browse.results import scores_frame
-    data, cfg = _data(data_dir), study_config(model, vision, seed, ablation, steps)
+    cfg = study_config(model, vision, seed, ablation, steps); paths = _data(demo_dir, cfg)
     run = Path(root)/run_name(model, vision, seed, ablation); ev = run/'eval.json'
     if ev.exists(): return json.loads(ev.read_text())   # an evaluated run is a record: never retrained behind its back
     t0 = time.perf_counter()
-    if not _finished(run, cfg): set_seed(seed); train(cfg, data['pairs'], run, val_hook=None, progress=progress)
+    if not _finished(run, cfg): set_seed(seed); train(cfg, paths.pairs, run, val_hook=None, progress=progress)
     t1 = time.perf_counter()
-    m, cfg = load_run(run); r = evaluate(m, test_loader(cfg, data), n_boot=n_boot, seed=seed, min_pos=min_pos)
-    from ctglip.eval.core import score
+    m, cfg = load_run(run); r = evaluate(m, split_loader(paths, cfg, 'test'), n_boot=n_boot, seed=seed, min_pos=min_pos)
     alt = {f"{k}_{mode if isinstance(mode, str) else 'both'}{'_ens' if ens else ''}": v for mode, ens in [('pair', False), ('pair', True), (('pair', 'dict'), True)]
            for k, v in score(r['emb'], m, tasks=r['abnormality']['tasks'], mode=mode, ensemble=ens, n_boot=0)['summary'].items()
            if k in ('abnormality_auc_mean', 'abnormality_f1_mean')}
@@ -93,38 +100,30 @@ def over_seeds(df:pd.DataFrame, metric:str, by=('model', 'vision', 'ablation')) 
     return df.groupby(list(by)).apply(agg, include_groups=False)
 
 # %% ../nbs/70_study.ipynb #329cbbbb
-def lesion_batches(data_dir, cfg:Config, split:str='train', batch_size:int=4, max_scans:int|None=None) -> list:
-    "Batches `image` (B,1,X,Y,Z) in [0,1], `lesion` (B,X,Y,Z) {0,1}, `scan_id` of one split."
-    from ctglip.train import cache_name
-    from ctglip.data.cache import Cache, crop_start, crop_pad
-    from ctglip.data.volume import Volume, load_volume, resample_to
-    d = Path(data_dir); cache = Cache(d/'cache'/cache_name(cfg)); lo, hi = cfg.data.hu_window
+def lesion_batches(demo_dir, cfg:Config, split:str='train', batch_size:int=4, max_scans:int|None=None) -> list:
+    "Batches `image` (B,1,X,Y,Z) in [0,1], `lesion` (B,X,Y,Z) {0,1}, `scan_id` of one split, through the evaluation transform."
+    paths = _data(demo_dir, cfg); cache = Cache(paths.cache); lo, hi = cfg.data.hu_window; tf = scan_transform(cfg, train=False)
     ids = sorted(s for s, m in cache.scans.items() if m.get('split') == split)[:max_scans]
     imgs, less = [], []
     for sid in ids:
-        meta = cache.scans[sid]; img, _ = cache.arrays(sid); shape, size = img.shape, tuple(cfg.data.size)
-        lv = load_volume(d/'lesions'/f'{sid}.nii.gz'); lv = Volume(lv.array.astype(np.int16), lv.affine, lv.path)
-        les = resample_to(lv, Volume(np.zeros(shape, np.int16), np.asarray(meta['affine'])), order=0).array > 0
-        fg = meta['fg_box']; st = crop_start(shape, size, [(a + b)/2 for a, b in zip(fg[:3], fg[3:])])
-        imgs.append(np.clip((crop_pad(img, st, size, fill=np.int16(lo)).astype(np.float32) - lo) / (hi - lo), 0, 1))
-        less.append(crop_pad(les.astype(np.uint8), st, size).astype(np.float32))
+        meta = cache.scans[sid]; img, lab = cache.arrays(sid)
+        lv = load_volume(Path(demo_dir)/'data'/'lesions'/f'{sid}.nii.gz'); lv = Volume(lv.array.astype(np.int16), lv.affine, lv.path)
+        les = (resample_to(lv, Volume(np.zeros(img.shape, np.int16), np.asarray(meta['affine'])), order=0).array > 0).astype(np.uint8)
+        a = tf(dict(image=img, label=lab, fg_box=meta['fg_box'], rng=np.random.default_rng(0)))
+        b = tf(dict(image=img, label=les, fg_box=meta['fg_box'], rng=np.random.default_rng(0)))   # the same deterministic crop
+        imgs.append(np.clip((a['image'].astype(np.float32) - lo) / (hi - lo), 0, 1)); less.append(b['label'].astype(np.float32))
     return [dict(image=torch.from_numpy(np.stack(imgs[i:i+batch_size]))[:, None], lesion=torch.from_numpy(np.stack(less[i:i+batch_size])),
                  scan_id=ids[i:i+batch_size]) for i in range(0, len(ids), batch_size)]
 
 # %% ../nbs/70_study.ipynb #2a865d42
-def finetune_study(data_dir, root, seed:int=0, fractions=(0.01, 0.1, 1.0), ft_fractions=(0.1, 1.0),
+def finetune_study(demo_dir, root, seed:int=0, fractions=(0.01, 0.1, 1.0), ft_fractions=(0.1, 1.0),
                    ft_steps:int=60, n_boot:int=1000, min_pos:int=3) -> dict:
     "Linear probe and full fine-tune from CT-GLIP, CLIP and random init (cached in root/finetune-s{seed}.json)."
-    from ctglip.train import load_run, build_model
-    from ctglip.demo import test_loader
-    from ctglip.eval.zeroshot import tasks_from
-    from ctglip.eval.finetune import organ_features, linear_probe, fresh_copy, finetune_classifier, classifier_scores
     f = Path(root)/f'finetune-s{seed}.json'
     if f.exists(): return json.loads(f.read_text())
-    data = _data(data_dir)
     inits = {m: load_run(Path(root)/run_name(m, 'cnn', seed))[0] for m in ('ctglip', 'clip')}
-    cfg = study_config('ctglip', 'cnn', seed); set_seed(seed); inits['scratch'] = build_model(cfg)
-    tr, te = list(test_loader(cfg, data, 'train')), list(test_loader(cfg, data, 'test'))
+    cfg = study_config('ctglip', 'cnn', seed); set_seed(seed); inits['scratch'] = build_model(cfg); paths = _data(demo_dir, cfg)
+    tr, te = list(split_loader(paths, cfg, 'train')), list(split_loader(paths, cfg, 'test'))
     feats = {m: (organ_features(v, tr), organ_features(v, te)) for m, v in inits.items()}
     tasks = tasks_from(feats['ctglip'][1][1], min_pos, min_pos)
     rows = []
@@ -141,16 +140,14 @@ def finetune_study(data_dir, root, seed:int=0, fractions=(0.01, 0.1, 1.0), ft_fr
     return out
 
 # %% ../nbs/70_study.ipynb #72032d28
-def segmentation_study(data_dir, root, seed:int=0, steps:int=150, lr:float=1e-2, pos_weight:float=100.0, n_boot:int=1000) -> dict:
+def segmentation_study(demo_dir, root, seed:int=0, steps:int=150, lr:float=1e-2, pos_weight:float=100.0, n_boot:int=1000) -> dict:
     "Lesion segmentation fine-tune of the CNN from CT-GLIP, CLIP and random init (cached in root/segmentation-s{seed}.json)."
-    from ctglip.train import load_run, build_model
-    from ctglip.eval.finetune import fresh_copy, finetune_segmentation, segmentation_scores
     f = Path(root)/f'segmentation-s{seed}.json'
     if f.exists(): return json.loads(f.read_text())
-    data = _data(data_dir); cfg = study_config('ctglip', 'cnn', seed)
+    cfg = study_config('ctglip', 'cnn', seed)
     inits = {m: load_run(Path(root)/run_name(m, 'cnn', seed))[0] for m in ('ctglip', 'clip')}
     set_seed(seed); inits['scratch'] = build_model(cfg)
-    tr, te = lesion_batches(data['dir'], cfg, 'train', 8), lesion_batches(data['dir'], cfg, 'test', 8)
+    tr, te = lesion_batches(demo_dir, cfg, 'train', 8), lesion_batches(demo_dir, cfg, 'test', 8)
     rows = []
     for m, v in inits.items():
         net, _ = finetune_segmentation(fresh_copy(v), tr, steps=steps, lr=lr, seed=seed, pos_weight=pos_weight)
@@ -162,11 +159,6 @@ def segmentation_study(data_dir, root, seed:int=0, steps:int=150, lr:float=1e-2,
 # %% ../nbs/70_study.ipynb #48f494b1
 def real_scan_recognition(run) -> pd.DataFrame:
     "Predicted organ and probability for each organ of the real embedded scan."
-    from ctglip.core import embedded_case
-    from ctglip.train import load_run
-    from ctglip.data.volume import load_volume, load_mask
-    from ctglip.eval.predict import prepare, predict_organs
     model, cfg = load_run(run); case = embedded_case(); img = load_volume(case['image'])
-    x, pm, organs = prepare(img, load_mask(case['mask'], like=img), cfg)
-    res = predict_organs(model, x, pm, organs, top=0)['organs']
+    res = predict_organs(model, prepare(img, load_mask(case['mask'], like=img), cfg), top=0)['organs']
     return pd.DataFrame([dict(organ=o, predicted=v['predicted'], score=v['score'], correct=v['predicted'] == o) for o, v in res.items()])

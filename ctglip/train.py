@@ -17,11 +17,11 @@ from safetensors.torch import save_file, load_file, save_model, load_model
 from .core import CtglipError, atomic_path, get_device, get_logger, set_seed
 from .config import (Config, get_config, override, to_dict, from_dict, save_config, load_config,
                            add_config_args, PRESETS)
-from .data.cache import Cache, CacheDataset, build_cache, find_scans, make_loader, read_pairs
+from .data.dataset import CacheDataset, make_loader, prepare_data
 
 # %% auto #0
 __all__ = ['lr_at', 'total_steps', 'build_model', 'make_optimizer', 'save_checkpoint', 'checkpoint_dir', 'load_checkpoint',
-           'load_run', 'cache_name', 'resolve_data', 'dist_setup', 'default_val_hook', 'train', 'train_cli']
+           'load_run', 'dist_setup', 'default_val_hook', 'train', 'train_cli']
 
 # %% ../nbs/50_train.ipynb #452d5dff
 def lr_at(step:int, # optimizer steps done (0 = the first step)
@@ -147,44 +147,6 @@ def load_run(path, # a run directory (its latest checkpoint) or a checkpoint fol
     load_checkpoint(d, model, restore_rng=False)
     return model.to(device).eval(), cfg
 
-# %% ../nbs/50_train.ipynb #4d393414
-def cache_name(cfg:Config) -> str:
-    "Folder name of the cache for the config's spacing and HU window."
-    f = lambda v: 'x'.join(f"{o:g}" for o in v)
-    return f"sp{f(cfg.data.spacing)}_hu{f(cfg.data.hu_window)}"
-
-def _make_pairs(ds:Path, out:Path):
-    from ctglip.data.pairing import pairs_cli
-    rc = pairs_cli([str(ds), '--out', str(out)])
-    if rc or not out.exists(): raise CtglipError("pairing failed (see above)", ds)
-
-# %% ../nbs/50_train.ipynb #d23bc63a
-def resolve_data(data, # dataset dir, pairs .jsonl, or cache dir
-                 cfg:Config, rank:int=0, # config; only rank 0 builds
-                 workers:int=0) -> tuple[Path, Path]: # cache build processes
-    "(cache_dir, pairs_file) for `data`, building pairs and cache when needed."
-    p = Path(data); log = get_logger('ctglip.train')
-    if not p.exists(): raise CtglipError("training data not found", p)
-    if p.is_dir() and (p/'manifest.json').exists():                    # a cache
-        pairs = next((q for q in (p/'pairs.jsonl', p.parent/'pairs.jsonl', p.parent.parent/'pairs.jsonl') if q.exists()), None)
-        if pairs is None: raise CtglipError("cache has no pairs.jsonl in it or above it; pass the pairs file or the dataset", p)
-        return p, pairs
-    if p.is_file():                                                     # a pairs file beside a dataset
-        ds, pairs = p.parent, p
-    else: ds, pairs = p, p/'pairs.jsonl'
-    cache = ds/'cache'/cache_name(cfg)
-    if rank == 0:
-        if not pairs.exists(): log.info(f"making pairs {pairs}"); _make_pairs(ds, pairs)
-        if not (cache/'manifest.json').exists() or not _cache_complete(ds, cache):
-            log.info(f"building cache {cache}")
-            build_cache(find_scans(ds), cache, cfg.data.spacing, cfg.data.hu_window, workers=workers)
-    if dist.is_initialized(): dist.barrier()
-    return cache, pairs
-
-def _cache_complete(ds, cache) -> bool:
-    man = json.loads((cache/'manifest.json').read_text())
-    return {s['scan_id'] for s in find_scans(ds)} <= set(man['scans']) | set(man['bad'])
-
 # %% ../nbs/50_train.ipynb #b28cdebc
 def dist_setup(cfg:Config) -> tuple[int, int, torch.device]:
     "(rank, world, device); initialises the process group under torchrun."
@@ -229,8 +191,10 @@ def _truncate_metrics(path:Path, step:int):
 
 # %% ../nbs/50_train.ipynb #4cdc9e74
 def train(cfg:Config, # the resolved config
-          data, # dataset dir, pairs file or cache dir
+          data, # dataset folder, pairs file or cache (see `prepare_data`)
           out, # the run directory
+          work=None, # work folder for derived data of a dataset folder (default: under $CTGLIP_CACHE or ~/.cache/ctglip)
+          masks=None, # folder of organ masks (default: the dataset's own)
           resume:bool=False, # continue from the run's latest checkpoint
           val_hook='auto', # `val_hook(model, batches, cfg, step) -> dict`, 'auto' (= `default_val_hook`) or None
           model:nn.Module|None=None, # a ready model (default: `build_model(cfg)`)
@@ -241,8 +205,8 @@ def train(cfg:Config, # the resolved config
     out = Path(out); log = get_logger('ctglip.train')
     if resume and (out/'config.json').exists():
         cfg = override(load_config(out/'config.json'), {k:v for k,v in _diff(load_config(out/'config.json'), cfg).items() if k.startswith('train.')})
-    cache, pairs = resolve_data(data, cfg, rank)
-    ds = CacheDataset(cache, pairs, cfg, split='train', train=True)
+    paths = prepare_data(data, cfg, work, masks, rank=rank)
+    ds = CacheDataset(paths.cache, paths.pairs, cfg, split='train', train=True, reports=paths.scans)
     n_steps = total_steps(cfg, len(ds))
     set_seed(cfg.train.seed)
     model = model if model is not None else build_model(cfg)
@@ -253,6 +217,7 @@ def train(cfg:Config, # the resolved config
         if rank == 0: log.info(f"resumed {out} at step {start}")
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True); save_config(cfg, out/'config.json')
+        with atomic_path(out/'vocabulary.json') as tf: Path(tf).write_text(json.dumps(ds.dictionary.by_organ, indent=1))   # what `ctglip predict` scores
         _truncate_metrics(out/'metrics.jsonl', start)
     on_gpu = dev.type == 'cuda'
     fwd = torch.compile(model) if (cfg.train.compile and on_gpu) else model
@@ -263,7 +228,7 @@ def train(cfg:Config, # the resolved config
     val = None
     if val_hook is not None:
         val_hook = default_val_hook if val_hook == 'auto' else val_hook
-        vds = CacheDataset(cache, pairs, cfg, split=cfg.data.val_split, train=False)
+        vds = CacheDataset(paths.cache, paths.pairs, cfg, split=cfg.data.val_split, train=False, reports=paths.scans)
         val = vds if len(vds) else None
     from tqdm.auto import tqdm
     show = (sys.stderr.isatty() if progress is None else progress) and rank == 0
@@ -326,7 +291,9 @@ def _validate(model, vds, hook, cfg, step, rank, out, dev):
 def train_cli(argv:list[str]|None=None) -> int:
     "Command line: train CT-GLIP or the CLIP baseline."
     p = argparse.ArgumentParser(prog='ctglip train', description='Train CT-GLIP or the CLIP baseline (runs under torchrun for DDP).')
-    p.add_argument('--data', required=True, help='dataset directory (CT-RATE layout), pairs.jsonl, or cache directory')
+    p.add_argument('--data', required=True, help='dataset folder (CT-RATE layout, SynthCT, scans.csv), a pairs .jsonl file (scans.jsonl beside it), or a cache in a work folder')
+    p.add_argument('--work', default=None, help='work folder for the pairs and cache of a dataset folder (default: under $CTGLIP_CACHE or ~/.cache/ctglip)')
+    p.add_argument('--masks', default=None, help='folder of organ masks, flat or mirroring dataset/ (default: the dataset\'s masks/)')
     p.add_argument('--out', required=True, help='run directory (config, metrics.jsonl, checkpoints)')
     p.add_argument('--model', choices=['ctglip', 'clip'], default=None, help='shorthand for train.model=...')
     p.add_argument('--resume', action='store_true', help="continue from the run's latest checkpoint")
@@ -336,7 +303,7 @@ def train_cli(argv:list[str]|None=None) -> int:
     from ctglip.config import config_from_args
     cfg = config_from_args(a)
     if a.model: cfg = override(cfg, {'train.model': a.model})
-    res = train(cfg, a.data, a.out, resume=a.resume, val_hook=None if a.no_val else 'auto')
+    res = train(cfg, a.data, a.out, work=a.work, masks=a.masks, resume=a.resume, val_hook=None if a.no_val else 'auto')
     if int(os.environ.get('RANK', 0)) == 0:
         print(f"trained {res['steps']} steps -> {res['run_dir']}; last: " + ', '.join(f"{k}={v}" for k,v in res['last'].items() if k.startswith('loss')))
     if dist.is_initialized(): dist.destroy_process_group()

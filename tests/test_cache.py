@@ -6,8 +6,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from ctglip.core import embedded_case
-from ctglip.data.cache import _fast_pair, _read_pair, cache_scan, build_cache, find_scans, make_toy_dataset
+from ctglip.core import CtglipError, embedded_case
+from ctglip.data.cache import (_fast_pair, _read_pair, cache_scan, build_cache, find_scans, make_toy_dataset,
+                               merge_manifests, cache_cli, Cache)
 
 
 def _same(image, mask, spacing):
@@ -62,3 +63,59 @@ def test_bad_scans_are_listed_with_reasons(tmp_path):
     bad = man['bad']
     assert 'NaN' in bad[scans[1]['scan_id']] and 'empty' in bad[scans[2]['scan_id']] and bad[scans[0]['scan_id']]
     assert json.loads((tmp_path/'cache/manifest.json').read_text())['bad'] == bad
+
+
+def test_fast_path_without_isal_uses_zlib_and_gives_the_same_arrays(tmp_path):
+    "With ISA-L absent the streamed reader falls back to the standard library's zlib, with equal arrays."
+    import subprocess, sys
+    c = embedded_case()
+    code = ("import sys; sys.modules['isal'] = None\n"
+            "import numpy as np, gzip\nfrom ctglip.data import cache\n"
+            "assert cache._gzip is gzip, cache._gzip\n"
+            f"hu, lab, aff = cache._fast_pair({str(c['image'])!r}, {str(c['mask'])!r}, (2.0, 2.5, 3.0), (-1000, 1000))\n"
+            f"np.savez({str(tmp_path/'z.npz')!r}, hu=hu, lab=lab, aff=aff)\n")
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    z = np.load(tmp_path/'z.npz'); hu, lab, aff = _fast_pair(c['image'], c['mask'], (2.0, 2.5, 3.0), (-1000, 1000))
+    assert np.array_equal(z['hu'], hu) and np.array_equal(z['lab'], lab) and np.array_equal(z['aff'], aff)
+
+
+def test_fast_path_reads_plain_nii_and_multi_member_gzip(tmp_path):
+    import gzip
+    c = embedded_case(); img, lab = nib.load(str(c['image'])), nib.load(str(c['mask']))
+    nib.save(nib.Nifti1Image(np.asanyarray(img.dataobj).astype(np.int16), img.affine), tmp_path/'ct.nii')
+    raw = gzip.decompress(Path(c['mask']).read_bytes()); k = len(raw) // 3
+    (tmp_path/'seg.nii.gz').write_bytes(gzip.compress(raw[:k]) + gzip.compress(raw[k:]))      # two gzip members
+    _same(tmp_path/'ct.nii', tmp_path/'seg.nii.gz', (1.5, 2.0, 2.5))
+
+
+def test_truncated_file_gives_a_clear_error(tmp_path):
+    c = embedded_case(); raw = Path(c['image']).read_bytes()
+    (tmp_path/'ct.nii.gz').write_bytes(raw[:len(raw) // 2])
+    assert _fast_pair(tmp_path/'ct.nii.gz', c['mask'], (4., 4., 4.), (-1000, 1000)) is None
+    with pytest.raises(CtglipError, match='ct.nii.gz'):
+        cache_scan(dict(scan_id='t', image=str(tmp_path/'ct.nii.gz'), mask=str(c['mask'])), tmp_path/'c', (4., 4., 4.))
+
+
+def test_cache_scan_fast_equals_careful_on_disk(tmp_path):
+    c = embedded_case(); s = dict(scan_id='e', image=str(c['image']), mask=str(c['mask']))
+    mf = cache_scan(s, tmp_path/'f', (2., 2., 2.)); ms = cache_scan(s, tmp_path/'s', (2., 2., 2.), fast_path=False)
+    lf, ls = (np.load(tmp_path/d/'scans/e/labels.npy') for d in ('f', 's'))
+    hf, hs = (np.load(tmp_path/d/'scans/e/image.npy') for d in ('f', 's'))
+    assert lf.flags.c_contiguous and hf.flags.c_contiguous and lf.dtype == np.uint8 and hf.dtype == np.int16
+    assert np.array_equal(lf, ls) and np.abs(hf.astype(int) - hs).max() <= 1
+    assert mf['boxes'] == ms['boxes'] and mf['shape'] == ms['shape'] == list(lf.shape)
+
+
+def test_shards_write_their_own_manifests_and_merge(tmp_path):
+    ds = make_toy_dataset(tmp_path/'toy', n=5); scans = find_scans(ds); out = tmp_path/'cache'
+    m0 = build_cache(scans, out, (4., 4., 4.), workers=1, shard=(0, 3))
+    m2 = build_cache(scans, out, (4., 4., 4.), workers=1, shard=(2, 3))
+    assert (m0['shard'], m2['shard']) == ([0, 3], [2, 3]) and not (out/'manifest.json').exists()
+    assert sorted(m0['scans']) == [s['scan_id'] for s in scans[0::3]]
+    with pytest.raises(CtglipError, match='shards 1/3'): merge_manifests(out)
+    with pytest.raises(CtglipError, match='1 of 3|2 of 3'): Cache(out)
+    man = build_cache(scans, out, (4., 4., 4.), workers=1, shard=(1, 3))             # the last shard merges
+    assert man['shards'] == 3 and sorted(man['scans']) == [s['scan_id'] for s in scans]
+    assert json.loads((out/'manifest.json').read_text()) == man == merge_manifests(out, 3)
+    assert cache_cli([str(ds), '--out', str(out), '--merge']) == 0 and len(Cache(out)) == 5

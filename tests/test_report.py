@@ -11,8 +11,9 @@ from ctglip.core import CtglipError, embedded_case
 from ctglip.data.report import parse_report, find_findings, split_sections
 from ctglip.data.labels import text_labels, label_names, labels_frame
 from ctglip.data.pairing import make_pairs, mask_organs, read_pairs
-from ctglip.data.dictionary import AbnormalityDictionary, load_dictionary
-from ctglip.data.public import load_ctrate_reports, load_ctrate_labels, ctrate_affine, load_organ_split
+from ctglip.data.dictionary import AbnormalityDictionary, load_dictionary, build_dictionary
+from ctglip.data.public import load_ctrate_labels, ctrate_affine, load_organ_split
+from ctglip.data.layout import read_reports
 from ctglip.data.volume import load_mask
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,6 +70,16 @@ def test_sectioned_report_assigns_heading_organ():
     assert r.findings() == {'spleen': ['splenomegaly'], 'kidney_left': ['renal cyst']}
 
 
+def test_sentence_organs_key_dicts():
+    rep = parse_report('The liver contains a 2 cm cyst. The spleen is normal.')
+    by = {}
+    for s in rep.sentences:   # what `ctglip predict --report` does with them: organ names as dict keys
+        for o in s.organs: by.setdefault(o, []).append(s.text)
+    assert by == {'liver': ['The liver contains a 2 cm cyst.'], 'spleen': ['The spleen is normal.']}
+    assert rep.organ_texts(['liver', 'kidney_left']) == {'liver': ['The liver contains a 2 cm cyst.'], 'kidney_left': []}
+    assert rep.sentences[0].organ_mentions[0].name == 'liver'
+
+
 # --- labels ---------------------------------------------------------------------------------
 def test_labels_negative_report_is_all_zero():
     t = ('The trachea and the main bronchi are patent. No pleural or pericardial effusion. No enlarged lymph nodes. '
@@ -113,7 +124,7 @@ def test_truncated_organs_are_not_paired(organs):
 
 def test_pairs_cli_bad_folder(tmp_path):
     r = run('pairs', tmp_path, '--out', tmp_path/'p.jsonl')
-    assert r.returncode == 2 and 'CT-RATE layout' in r.stderr
+    assert r.returncode == 2 and 'not a dataset folder' in r.stderr and r.stderr.count('\n') == 1
 
 
 def test_read_pairs_rejects_bad_json(tmp_path):
@@ -147,11 +158,27 @@ def test_dictionary_cli(tmp_path):
     assert d.set_index(['organ', 'name']).loc[('liver', 'hepatic steatosis'), 'count'] == 1
 
 
+def test_dictionary_mines_the_training_split_only(tmp_path):
+    rec = lambda split, organ, finding: dict(scan_id=split, organ=organ, label_ids=[5], text=finding, is_normal=False,
+                                             findings=[finding], split=split)
+    pairs = [rec('train', 'liver', 'hepatic steatosis'), rec('valid', 'spleen', 'splenic infarct'), rec('test', 'liver', 'hepatic abscess')]
+    (tmp_path/'p.jsonl').write_text(''.join(json.dumps(p) + '\n' for p in pairs))
+    keys = lambda d: set(zip(d.organ, d.name))
+    assert ('liver', 'hepatic abscess') not in keys(build_dictionary(pairs)) and ('spleen', 'splenic infarct') not in keys(build_dictionary(pairs))
+    assert ('liver', 'hepatic abscess') in keys(build_dictionary(pairs, splits=None))
+    r = run('dictionary', tmp_path/'p.jsonl', '--out', tmp_path/'d.csv')
+    assert r.returncode == 0, r.stderr
+    d = pd.read_csv(tmp_path/'d.csv')
+    assert ('liver', 'hepatic abscess') not in keys(d) and d.set_index(['organ', 'name']).loc[('liver', 'hepatic steatosis'), 'count'] == 1
+    r = run('dictionary', tmp_path/'p.jsonl', '--out', tmp_path/'all.csv', '--splits', 'all')
+    assert r.returncode == 0 and ('liver', 'hepatic abscess') in keys(pd.read_csv(tmp_path/'all.csv'))
+
+
 # --- public loaders -------------------------------------------------------------------------
 def test_ctrate_loaders_reject_bad_files(tmp_path):
     (tmp_path/'r.csv').write_text('Name,Text\na,b\n')
     with pytest.raises(CtglipError, match='VolumeName'):
-        load_ctrate_reports(tmp_path/'r.csv')
+        read_reports(tmp_path/'r.csv')
     (tmp_path/'l.csv').write_text('VolumeName,Emphysema\na,1\n')
     with pytest.raises(CtglipError, match='missing column'):
         load_ctrate_labels(tmp_path/'l.csv')

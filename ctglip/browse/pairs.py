@@ -14,6 +14,8 @@ from plotly.subplots import make_subplots
 from ..core import CtglipError
 from ..anatomy import group_label_ids, readable
 from ..viz import blend, plane_slice, png_uri
+from ..data.layout import find_scans, scan_id
+from ..data.volume import load_volume, load_mask
 
 # %% auto #0
 __all__ = ['organ_slices', 'pair_figure', 'load_case', 'pair_browser']
@@ -66,14 +68,12 @@ def pair_figure(img, mask, # `Volume`s (or arrays) of HU and v2 label ids on one
 # %% ../../nbs/60_browse.pairs.ipynb #410a1758
 def load_case(root, volume_name:str, version:str='v2') -> dict:
     "Image, organ mask and (if present) lesion mask of a volume of a CT-RATE-layout dataset."
-    from ctglip.data.public import ctrate_scans
-    from ctglip.data.volume import load_volume, load_mask
-    sc = ctrate_scans(root); hit = sc[sc.VolumeName == volume_name]
-    if not len(hit): raise CtglipError(f"no volume {volume_name!r} in the dataset", root)
-    r = hit.iloc[0]
-    if not isinstance(r['mask'], str): raise CtglipError(f"{volume_name} has no organ mask", root)
-    img = load_volume(r['image']); les = Path(root)/'lesions'/volume_name
-    return dict(image=img, mask=load_mask(r['mask'], like=img, version=version),
+    sid = scan_id(volume_name)
+    r = next((s for s in find_scans(root) if s.scan_id == sid), None)
+    if r is None: raise CtglipError(f"no volume {volume_name!r} in the dataset", root)
+    if not r.mask: raise CtglipError(f"{volume_name} has no organ mask", root)
+    img = load_volume(r.image); les = Path(root)/'lesions'/Path(r.image).name
+    return dict(image=img, mask=load_mask(r.mask, like=img, version=version),
                 lesion=load_volume(les) if les.exists() else None)
 
 # %% ../../nbs/60_browse.pairs.ipynb #79168c0d

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/17_data.cache.ipynb #e00b019e
 from __future__ import annotations
-import argparse, hashlib, json, math, os, shutil, sys, time, warnings, zlib
+import argparse, functools, hashlib, json, math, os, re, shutil, sys, time, warnings, zlib
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +19,13 @@ from ..anatomy import pair_organs, group_lut, id2name
 
 # %% auto #0
 __all__ = ['strip_nii', 'find_scans', 'read_pairs', 'write_pairs', 'make_toy_dataset', 'organ_boxes', 'foreground_box',
-           'cache_scan', 'write_manifest', 'build_cache', 'cache_cli', 'Cache', 'load_negatives_dictionary',
-           'sample_negatives', 'crop_start', 'crop_pad', 'CacheDataset', 'collate', 'to_device', 'StepSampler',
-           'DeviceLoader', 'make_loader']
+           'cache_scan', 'write_manifest', 'write_shard_manifest', 'merge_manifests', 'build_cache', 'cache_cli',
+           'Cache', 'load_negatives_dictionary', 'sample_negatives', 'crop_start', 'crop_pad', 'CacheDataset',
+           'collate', 'to_device', 'StepSampler', 'DeviceLoader', 'make_loader']
+
+# %% ../../nbs/17_data.cache.ipynb #37308c2b
+try: from isal import igzip as _gzip          # ISA-L inflate: about 2x zlib (bench/p1_preprocess.py measures the choice)
+except ImportError: import gzip as _gzip      # the standard library: the same bytes, slower
 
 # %% ../../nbs/17_data.cache.ipynb #fc6d7ab3
 _NII = ('.nii.gz', '.nii')
@@ -127,106 +131,205 @@ def make_toy_dataset(root, # output directory
     write_pairs(pairs, root/'pairs.jsonl')
     return root
 
+# %% ../../nbs/17_data.cache.ipynb #be8afba4
+_SCRATCH = {}
+
+def _scratch(key:str, shape, dtype=torch.float32) -> torch.Tensor:
+    "A work tensor kept between calls under `key` (grown when needed), so that a worker touches fresh memory once."
+    n = math.prod(shape) * torch.empty(0, dtype=dtype).element_size()
+    b = _SCRATCH.get(key)
+    if b is None or b.numel() < n: b = _SCRATCH[key] = torch.empty(max(n, 1), dtype=torch.uint8)
+    return b[:n].view(dtype).view(tuple(shape))
+
 # %% ../../nbs/17_data.cache.ipynb #87e49abb
+def _runs_boxes(y:np.ndarray, # (A, B, C) C-ordered integer label map
+                chunk:int=1 << 19): # voxels per block (small blocks: no fresh memory)
+    "(counts, lo (L, 3), hi (L, 3)): voxels and half-open box of every label id, from the runs along the last axis."
+    A, B, C = y.shape; L = 256 if y.dtype == np.uint8 else int(y.max(initial=0)) + 1
+    counts, lo, hi = np.zeros(L, np.int64), np.full((L, 3), 1 << 62), np.full((L, 3), -1)
+    rows = y.reshape(-1, C); n = max(1, chunk // C); d = _scratch('runs', (n * C,), torch.bool).numpy()
+    for r0 in range(0, len(rows), n):
+        f = rows[r0:r0 + n].reshape(-1); e = d[:f.size]
+        e[:1] = True; np.not_equal(f[1:], f[:-1], out=e[1:]); e[::C] = True      # a run starts at a change or a row start
+        st = np.flatnonzero(e); lab = f[st]; keep = lab != 0
+        en = np.append(st[1:], f.size)[keep]; st = st[keep]; lab = lab[keep].astype(np.intp)
+        row = st // C; x0 = st - row * C; a, b = np.divmod(row + r0, B)
+        np.add.at(counts, lab, en - st)
+        for j, (u, v) in enumerate(((a, a + 1), (b, b + 1), (x0, x0 + en - st))):
+            np.minimum.at(lo[:, j], lab, u); np.maximum.at(hi[:, j], lab, v)
+    return counts, lo, hi
+
 def organ_boxes(lab:np.ndarray) -> dict: # (X, Y, Z) integer label map
     "`{label_id: [x0, y0, z0, x1, y1, z1, voxels]}` for every label present (half-open boxes)."
-    counts = np.bincount(lab.ravel(), minlength=1)
-    res = {}
-    for i,sl in enumerate(ndimage.find_objects(lab), start=1):
-        if sl is None: continue
-        res[i] = [s.start for s in sl] + [s.stop for s in sl] + [int(counts[i])]
-    return res
+    fortran = lab.flags.f_contiguous and not lab.flags.c_contiguous
+    counts, lo, hi = _runs_boxes(lab.T if fortran else np.ascontiguousarray(lab))
+    if fortran: lo, hi = lo[:, ::-1], hi[:, ::-1]
+    return {int(i): [int(v) for v in lo[i]] + [int(v) for v in hi[i]] + [int(counts[i])] for i in np.flatnonzero(counts[1:]) + 1}
 
 def foreground_box(hu:np.ndarray, # (X, Y, Z) HU
                    thresh:float=-500.): # HU above which a voxel is body
     "Bounding box `[x0, y0, z0, x1, y1, z1]` of the voxels above `thresh` (the whole array when none)."
-    m = hu > thresh
-    idx = [np.flatnonzero(m.any(axis=tuple(j for j in range(3) if j != i))) for i in range(3)]
+    p = hu.max(axis=2)
+    idx = [np.flatnonzero(p.max(1) > thresh), np.flatnonzero(p.max(0) > thresh), np.flatnonzero(hu.max(axis=(0, 1)) > thresh)]
     if any(len(o) == 0 for o in idx): return [0,0,0,*hu.shape]
     return [int(o[0]) for o in idx] + [int(o[-1])+1 for o in idx]
 
-# %% ../../nbs/17_data.cache.ipynb #be8afba4
-def _raw_data(img, path:Path) -> np.ndarray:
-    "The voxel array of a NIfTI file, decompressed in one call (int kept when unscaled, else float32)."
-    px = img.dataobj; slope, inter = float(px.slope), float(px.inter)
-    raw = path.read_bytes()
-    if path.name.endswith('.gz'): raw = zlib.decompress(raw, 47)
-    arr = np.frombuffer(raw, dtype=px.dtype, count=int(np.prod(px.shape)), offset=int(px.offset)).reshape(px.shape, order=px.order)
-    if slope != 1 or inter != 0: arr = arr.astype(np.float32) * np.float32(slope) + np.float32(inter)
-    return arr
+# %% ../../nbs/17_data.cache.ipynb #a0d8d57d
+class _Unsupported(Exception): "The fast reader does not take this input; the careful path will."
+_DECODE_ERRORS = (_Unsupported, OSError, EOFError, zlib.error, getattr(_gzip, 'isal_zlib', zlib).error)
+_PER = 8                 # new source planes per slab
 
-def _nifti_ras(path:Path):
-    "(array view in RAS, affine) of a sane 3D NIfTI; None when the careful path must handle it."
-    if not str(path).endswith(_NII) or not Path(path).is_file(): return None
-    try: img = nib.load(str(path))
-    except Exception: return None
-    h = img.header
-    if len(img.shape) != 3 or (int(h.get('qform_code', 0)) == 0 and int(h.get('sform_code', 0)) == 0): return None
-    if abs(np.linalg.det(img.affine[:3,:3])) < 1e-6: return None
-    ornt = nib.orientations.io_orientation(img.affine)
-    try: arr = _raw_data(img, Path(path))
-    except Exception: return None
-    return nib.orientations.apply_orientation(arr, ornt), img.affine @ nib.orientations.inv_ornt_aff(ornt, img.shape)
+def _open_voxels(path): # a .nii.gz or .nii file
+    "The file as a binary stream of its decompressed bytes."
+    return _gzip.open(path, 'rb') if str(path).endswith('.gz') else open(path, 'rb')
+
+def _plane_slabs(path, offset:int, plane:int, n:int, per:int=_PER):
+    "Yield `(k0, m, buf)`: `buf[:m*plane]` holds voxel planes k0..k0+m-1 (`plane` bytes each, `n` in all, from byte `offset`)."
+    cap = (per + 1) * plane; buf = _scratch('slab', (cap,), torch.uint8).numpy(); mv = memoryview(buf)
+    k0 = fill = 0
+    with _open_voxels(path) as f:
+        f.seek(offset)
+        while True:
+            want = min(cap, (n - k0) * plane)                               # the bytes of a full slab
+            while fill < want:
+                if not (k := f.readinto(mv[fill:want])): raise _Unsupported('voxel data ends early')
+                fill += k
+            m = want // plane; yield k0, m, buf
+            if k0 + m == n: return
+            buf[:plane] = buf[(m - 1) * plane:want]; k0 += m - 1; fill = plane    # keep the last plane
 
 # %% ../../nbs/17_data.cache.ipynb #c29ccb89
-def _axis_resample(x:torch.Tensor, axis:int, src:torch.Tensor, linear:bool) -> torch.Tensor:
-    "Sample `x` along `axis` at input coordinates `src` (float64): linear with edge clamping, or nearest with 0 outside."
-    n = x.shape[axis]
-    if not linear:
-        out = x.index_select(axis, torch.floor(src + 0.5).long().clamp(0, n - 1))
-        bad = torch.nonzero((src < 0) | (src > n - 1)).flatten()
-        return out.index_fill_(axis, bad, 0) if len(bad) else out
-    src = src.clamp(0, n - 1); i0 = src.floor().long(); i1 = (i0 + 1).clamp(max=n - 1); w = (src - i0).float()
-    a, b = x.index_select(axis, i0).float(), x.index_select(axis, i1).float()
-    shape = [1] * x.ndim; shape[axis] = len(src)
-    return torch.lerp(a, b, w.view(shape))
+class _Nifti:
+    "Header facts of a 3D NIfTI for streaming and how its axes map to RAS; `ok` is False when the careful path must read it."
+    def __init__(self, path):
+        self.path = Path(path); img = nib.load(str(path)); h, px = img.header, img.dataobj
+        self.shape, self.dtype, self.offset = tuple(int(s) for s in img.shape), np.dtype(px.dtype), int(px.offset)
+        self.slope, self.inter = float(px.slope), float(px.inter)
+        self.ok = (len(self.shape) == 3 and bool(int(h.get('qform_code', 0)) or int(h.get('sform_code', 0)))
+                   and abs(np.linalg.det(img.affine[:3,:3])) > 1e-6 and getattr(px, 'order', 'F') == 'F')
+        if not self.ok: return
+        ornt = nib.orientations.io_orientation(img.affine)
+        self.axis, self.flip = [int(a) for a in ornt[:, 0]], [bool(f < 0) for f in ornt[:, 1]]   # source axis s -> RAS axis, reversed?
+        self.affine = img.affine @ nib.orientations.inv_ornt_aff(ornt, img.shape)                # the affine of the RAS array
+    def slabs(self, per:int|None=None):
+        "Yield `(k0, tensor (m, n1, n0))`: the source planes k0..k0+m-1, in memory order."
+        n0, n1, n2 = self.shape; plane = n0 * n1 * self.dtype.itemsize
+        for k0, m, buf in _plane_slabs(self.path, self.offset, plane, n2, per or _PER):
+            a = buf[:m * plane].view(self.dtype).reshape(m, n1, n0)
+            yield k0, torch.from_numpy(a if self.dtype.isnative else a.astype(self.dtype.newbyteorder('=')))
 
-def _trilinear(x:torch.Tensor, fortran:bool, r, shape) -> torch.Tensor:
-    "Linear resampling at input coordinates `(i + 0.5) * r - 0.5` (edge clamped) by `F.interpolate`, output `shape` [x,y,z]."
-    if fortran: r, shape = r[::-1], shape[::-1]                        # memory order (z, y, x)
-    x = x.float()[None, None]
-    short = [max(0, int(o) - int(np.floor(n / q))) for n,q,o in zip(x.shape[2:], r, shape)]
-    if any(short):                                                      # floor(n / r) < round(n / r): pad the far edge (replicate = clamp)
-        x = torch.nn.functional.pad(x, [p for k in reversed(short) for p in (0, k)], mode='replicate')
-    y = torch.nn.functional.interpolate(x, scale_factor=tuple(1 / q for q in r), mode='trilinear', align_corners=False,
-                                        recompute_scale_factor=False)[0, 0, :shape[0], :shape[1], :shape[2]]
-    return y.permute(2, 1, 0) if fortran else y
-
-def _resample_fast(arr:np.ndarray, aff:np.ndarray, spacing, linear:bool):
-    "Resample to `spacing` over the same field of view (the grid of `volume.resample`): (tensor, affine)."
+# %% ../../nbs/17_data.cache.ipynb #218c5505
+def _grid(src:_Nifti, spacing):
+    "(RAS shape, affine, RAS voxel coordinates sampled per axis, spacing ratios) of the target grid over the same field of view."
+    aff = src.affine; shape_in = [0] * 3
+    for s, a in enumerate(src.axis): shape_in[a] = src.shape[s]
     sp_old = np.sqrt((aff[:3,:3]**2).sum(0)); sp_new = np.asarray(spacing, float)
-    shape = np.maximum(1, np.round(np.asarray(arr.shape) * sp_old / sp_new)).astype(int)
+    shape = [int(s) for s in np.maximum(1, np.round(np.asarray(shape_in) * sp_old / sp_new))]
     out_aff = aff.copy(); out_aff[:3,:3] = aff[:3,:3] / sp_old * sp_new
     out_aff[:3,3] = aff[:3,3] + aff[:3,:3] @ ((sp_new / sp_old - 1) / 2)
-    m = np.linalg.inv(aff) @ out_aff                                      # output voxel -> input voxel (diagonal)
-    if any(s < 0 for s in arr.strides) or not (arr.flags.c_contiguous or arr.flags.f_contiguous): arr = np.ascontiguousarray(arr)
-    fortran = not arr.flags.c_contiguous                                # NIfTI data is Fortran-ordered: work on its transpose
-    with warnings.catch_warnings():                                     # read-only buffer: never written (index_select copies)
-        warnings.simplefilter('ignore', UserWarning); x = torch.from_numpy(arr.T if fortran else arr)
-    if linear: return _trilinear(x, fortran, list(sp_new / sp_old), list(shape)), out_aff
-    todo = [ax for ax in range(3) if shape[ax] != arr.shape[ax] or abs(m[ax, ax] - 1) > 1e-9 or abs(m[ax, 3]) > 1e-9]
-    for ax in sorted(todo, reverse=fortran):                            # the slowest memory axis first: block copies
-        src = torch.arange(int(shape[ax]), dtype=torch.float64) * float(m[ax, ax]) + float(m[ax, 3])
-        x = _axis_resample(x, 2 - ax if fortran else ax, src, linear)
-    return (x.permute(2, 1, 0) if fortran else x), out_aff
+    m = np.linalg.inv(aff) @ out_aff                                           # output voxel -> input voxel (diagonal)
+    return shape, out_aff, [np.arange(shape[a]) * m[a, a] + m[a, 3] for a in range(3)], list(sp_new / sp_old)
+
+def _nearest(c:np.ndarray, n:int, flip:bool) -> np.ndarray:
+    "Source indices of nearest-neighbour samples at RAS coordinates `c` of an axis of length `n` (-1 outside it)."
+    i = np.clip(np.floor(c + 0.5), 0, n - 1).astype(np.int64)
+    i = n - 1 - i if flip else i
+    i[(c < 0) | (c > n - 1)] = -1
+    return i
+
+def _linear(c:np.ndarray, n:int, flip:bool):
+    "(lower source index, upper source index, weight of the upper) of linear samples at RAS coordinates `c`, edge-clamped."
+    c = np.clip(c, 0, n - 1); i0 = np.floor(c).astype(np.int64); i1 = np.minimum(i0 + 1, n - 1)
+    return (n - 1 - i0, n - 1 - i1, c - i0) if flip else (i0, i1, c - i0)
+
+def _ready(need:np.ndarray, k1:int, t:int, order:np.ndarray):
+    "(sorted output planes whose last source plane `need` is below `k1`, taken from `order[t:]`; the new `t`)."
+    t1 = t
+    while t1 < len(order) and need[order[t1]] < k1: t1 += 1
+    return np.sort(order[t:t1]), t1
+
+# %% ../../nbs/17_data.cache.ipynb #01d4ed41
+def _resample_labels(src:_Nifti, spacing, out:np.ndarray): # out: (M2, M1, M0) uint8, source axis order
+    "Resample the label map of `src` by nearest neighbour into `out`, slab by slab as the file streams in."
+    shape, _, c, _ = _grid(src, spacing); ax, n = src.axis, src.shape
+    idx = [_nearest(c[ax[s]], n[s], src.flip[s]) for s in range(3)]
+    ij, ii = np.maximum(idx[1], 0), np.maximum(idx[0], 0); bj, bi = idx[1] < 0, idx[0] < 0
+    k = idx[2]; valid = np.flatnonzero(k >= 0); order = valid[np.argsort(k[valid], kind='stable')]; t = 0
+    out[k < 0] = 0
+    for k0, x in src.slabs():
+        ps, t = _ready(k, k0 + x.shape[0], t, order)
+        if not len(ps): continue
+        x, q = x.numpy(), len(ps)
+        rows = _scratch('lab_rows', (q, len(ij), n[0]), torch.from_numpy(x[:0]).dtype).numpy()
+        for j, p in enumerate(ps): np.take(x[k[p] - k0], ij, axis=0, out=rows[j])
+        y = out[ps[0]:ps[-1] + 1]
+        if x.dtype == np.uint8: np.take(rows, ii, axis=2, out=y)
+        else:
+            rows = np.take(rows, ii, axis=2)
+            if rows.min() < 0 or rows.max() > 255: raise _Unsupported('label ids outside 0..255')
+            y[:] = rows
+        y[:, bj] = 0; y[:, :, bi] = 0
+
+# %% ../../nbs/17_data.cache.ipynb #9217553a
+_bilinear = torch.ops.aten.upsample_bilinear2d.out      # `F.interpolate(mode='bilinear')` into a given tensor
+
+def _resample_image(src:_Nifti, spacing, hu_window, out:torch.Tensor): # out: (M2, M1, M0) int16, source axis order
+    "Resample the image of `src` linearly into `out` as HU rounded and clipped to `hu_window`, slab by slab."
+    shape, _, c, r = _grid(src, spacing); ax, n = src.axis, src.shape
+    i0, i1, w = _linear(c[ax[2]], n[2], src.flip[2]); last = np.maximum(i0, i1); order = np.argsort(last, kind='stable'); t = 0
+    M = [shape[ax[1]], shape[ax[0]]]; sc = [1 / r[ax[1]], 1 / r[ax[0]]]
+    lo, hi = hu_window; scaled = src.slope != 1 or src.inter != 0
+    for k0, x in src.slabs():
+        ps, t = _ready(last, k0 + x.shape[0], t, order)
+        if not len(ps): continue
+        q = len(ps); z = _scratch('img_k', (q, n[1], n[0]))
+        for j, p in enumerate(ps): torch.mul(x[i0[p] - k0], 1 - float(w[p]), out=z[j]).add_(x[i1[p] - k0], alpha=float(w[p]))
+        if src.flip[1]: z = z.flip(1)
+        if src.flip[0]: z = z.flip(2)
+        y = _scratch('img_out', (q, *M))
+        _bilinear(z[None], M, False, *sc, out=y[None])
+        if scaled: y.mul_(src.slope).add_(src.inter)
+        if src.dtype.kind == 'f' and not torch.isfinite(y).all(): raise _Unsupported('image has NaN or infinite values')
+        out[ps[0]:ps[-1] + 1].copy_(y.round_().clamp_(lo, hi))
+
+# %% ../../nbs/17_data.cache.ipynb #d375e87a
+def _to_ras(buf:torch.Tensor, # (M2, M1, M0) in source axis order
+            perm:list, # the RAS axis of each buffer axis
+            out:torch.Tensor, # (X, Y, Z) C-ordered
+            tile:int=2) -> torch.Tensor:
+    "Copy `buf` into `out` in tiles of `tile` planes along the middle axis; return `out`."
+    b, o = buf.numpy(), out.permute(*perm).numpy()
+    for j in range(0, b.shape[1], tile): np.copyto(o[:, j:j + tile], b[:, j:j + tile])
+    return out
+
+@functools.cache
+def _v2_ids() -> frozenset: return frozenset(id2name('v2'))
+
+def _open_pair(image, mask):
+    "The `_Nifti` headers of an (image, mask) pair the fast path takes, else None."
+    try: im, lb = _Nifti(image), _Nifti(mask)
+    except Exception: return None
+    if not (im.ok and lb.ok) or im.shape != lb.shape or (im.axis, im.flip) != (lb.axis, lb.flip): return None
+    if np.abs(im.affine - lb.affine).max() > 1e-2 or lb.dtype.kind not in 'iu' or im.dtype.kind not in 'iuf': return None
+    return None if lb.slope != 1 or lb.inter != 0 else (im, lb)
 
 # %% ../../nbs/17_data.cache.ipynb #eb354cc4
-def _fast_pair(image, mask, spacing, hu_window):
-    "(int16 HU clipped to the window, uint8 labels, affine) by the fast path, or None."
-    im, lb = _nifti_ras(Path(image)), _nifti_ras(Path(mask))
-    if im is None or lb is None: return None
-    (a, aff), (l, laff) = im, lb
-    if a.shape != l.shape or np.abs(aff - laff).max() > 1e-2 or l.dtype.kind not in 'iu' or a.dtype.kind not in 'iuf': return None
-    if l.min() < 0 or l.max() > 255: return None
-    if a.dtype.kind == 'f' and not np.isfinite(a).all(): return None
-    x, out_aff = _resample_fast(a, aff, spacing, True)
-    y, _ = _resample_fast(l.astype(np.uint8, copy=False), laff, spacing, False)
-    y = y.contiguous(); cnt = torch.bincount(y.reshape(-1), minlength=256).numpy()
-    known = set(id2name('v2'))
-    if any(int(i) not in known for i in np.flatnonzero(cnt[1:]) + 1): return None
-    lo, hi = hu_window
-    hu = x.float().round_().clamp_(lo, hi).to(torch.int16) if x.dtype != torch.int16 else x.clamp(int(lo), int(hi))
-    return np.ascontiguousarray(hu.numpy()), np.ascontiguousarray(y.numpy()), out_aff
+def _fast_pair(image, mask, # NIfTI paths
+               spacing, # mm [x,y,z]
+               hu_window, # HU range kept
+               copy:bool=True): # False: arrays in the kept work buffers, valid until the next call
+    "(int16 HU (X, Y, Z) clipped to the window, uint8 labels (X, Y, Z), affine) by the fast path, or None."
+    pr = _open_pair(image, mask)
+    if pr is None: return None
+    im, lb = pr; shape, aff, _, _ = _grid(lb, spacing); perm = lb.axis[::-1]
+    s3 = [shape[a] for a in perm]                                           # buffers in source axis order
+    try:
+        _resample_labels(lb, spacing, ls := _scratch('lab_s', s3, torch.uint8).numpy())
+        _resample_image(im, spacing, hu_window, hs := _scratch('hu_s', s3, torch.int16))
+    except _DECODE_ERRORS: return None
+    hu = _to_ras(hs, perm, _scratch('hu', shape, torch.int16)).numpy()
+    lab = _to_ras(torch.from_numpy(ls), perm, _scratch('lab', shape, torch.uint8)).numpy()
+    return (hu.copy(), lab.copy(), aff) if copy else (hu, lab, aff)
 
 # %% ../../nbs/17_data.cache.ipynb #78b368d5
 def _read_pair(image, mask, spacing):
@@ -252,19 +355,22 @@ def cache_scan(scan:dict, # `scan_id, split, image, mask` (from `find_scans`)
     for k in ('image', 'mask'):
         if not Path(scan[k]).exists(): raise CtglipError(f"{k} file missing", scan[k])
     lo, hi = hu_window
-    fast = _fast_pair(scan['image'], scan['mask'], tuple(spacing), hu_window) if fast_path else None
+    fast = _fast_pair(scan['image'], scan['mask'], tuple(spacing), hu_window, copy=False) if fast_path else None
+    boxes = None if fast is None else organ_boxes(fast[1])
+    if boxes is not None and not set(boxes) <= _v2_ids(): fast = None         # unknown ids: the careful path explains
     if fast is None:
         hu, lab, aff = _read_pair(scan['image'], scan['mask'], tuple(spacing))
         if not np.isfinite(hu).all(): raise CtglipError("image has NaN or infinite values", scan['image'])
         if lab.max() > 255 or lab.min() < 0: raise CtglipError("label ids outside 0..255", scan['mask'])
         hu, lab = np.clip(np.rint(hu), lo, hi).astype(np.int16), lab.astype(np.uint8)
+        boxes = organ_boxes(lab)
     else: hu, lab, aff = fast
-    if not lab.any(): raise CtglipError("organ mask is empty (all zero)", scan['mask'])
+    if not boxes: raise CtglipError("organ mask is empty (all zero)", scan['mask'])
     d = Path(out)/'scans'/sid; d.mkdir(parents=True, exist_ok=True)
     _save_npy(hu, d/'image.npy'); _save_npy(lab, d/'labels.npy')
     meta = dict(scan_id=sid, split=scan.get('split', ''), source=str(scan['image']), shape=list(lab.shape),
                 spacing=list(map(float, spacing)), affine=aff.tolist(), fg_box=foreground_box(hu),
-                boxes={str(k):v for k,v in organ_boxes(lab).items()})
+                boxes={str(k):v for k,v in boxes.items()})
     with atomic_path(d/'meta.json') as tmp: Path(tmp).write_text(json.dumps(meta))
     return meta
 
@@ -301,6 +407,46 @@ def write_manifest(out) -> dict: # cache directory
     with atomic_path(out/'manifest.json') as tmp: Path(tmp).write_text(json.dumps(man))
     return man
 
+# %% ../../nbs/17_data.cache.ipynb #35f917e2
+_SHARD_RE = re.compile(r'manifest\.shard-(\d+)-of-(\d+)\.json')
+
+def write_shard_manifest(out, # cache directory
+                         ids:list, # the scan ids of this shard
+                         shard:tuple) -> dict: # (i, n)
+    "Write `manifest.shard-I-of-N.json` with the cached and bad scans among `ids`; return it."
+    out = Path(out); sd = out/'scans'; scans, bad = {}, {}
+    for sid in sorted(ids):
+        if (sd/sid/'meta.json').exists(): scans[sid] = json.loads((sd/sid/'meta.json').read_text())
+        elif (sd/sid/'bad.json').exists(): bad[sid] = json.loads((sd/sid/'bad.json').read_text())['reason']
+    man = dict(**json.loads((out/'cache.json').read_text()), shard=list(shard), n_scans=len(scans), scans=scans, bad=bad)
+    with atomic_path(out/f"manifest.shard-{shard[0]}-of-{shard[1]}.json") as tmp: Path(tmp).write_text(json.dumps(man))
+    return man
+
+def _shards(out) -> dict: # cache directory
+    "`{n: [i, ...]}`: the shard manifests present, by shard count."
+    res = {}
+    for p in Path(out).glob('manifest.shard-*-of-*.json'):
+        if (m := _SHARD_RE.fullmatch(p.name)): res.setdefault(int(m[2]), []).append(int(m[1]))
+    return {n: sorted(v) for n, v in res.items()}
+
+def merge_manifests(out, # cache directory
+                    n:int|None=None) -> dict: # shard count (default: the only one present)
+    "Join the n shard manifests into `manifest.json` (atomic) and return it; `CtglipError` when some are missing."
+    out = Path(out); have = _shards(out)
+    if n is None:
+        if len(have) != 1: raise CtglipError(f"cannot tell the shard count: shard manifests for N in {sorted(have) or 'none'}; give --shard I/N", out)
+        n = next(iter(have))
+    missing = sorted(set(range(n)) - set(have.get(n, [])))
+    if missing: raise CtglipError(f"shards {', '.join(f'{i}/{n}' for i in missing)} have not finished (no manifest.shard-I-of-{n}.json)", out)
+    params = json.loads((out/'cache.json').read_text()); scans, bad = {}, {}
+    for i in range(n):
+        m = json.loads((out/f"manifest.shard-{i}-of-{n}.json").read_text())
+        if any(m[k] != params[k] for k in params): raise CtglipError(f"shard {i}/{n} was built with other settings than cache.json", out)
+        scans.update(m['scans']); bad.update(m['bad'])
+    man = dict(**params, shards=n, n_scans=len(scans), scans=dict(sorted(scans.items())), bad=dict(sorted(bad.items())))
+    with atomic_path(out/'manifest.json') as tmp: Path(tmp).write_text(json.dumps(man))
+    return man
+
 # %% ../../nbs/17_data.cache.ipynb #cd67456a
 def build_cache(scans:list, # dicts from `find_scans`
                 out, # cache directory
@@ -310,13 +456,13 @@ def build_cache(scans:list, # dicts from `find_scans`
                 shard:tuple=(0,1), # (i, n): cache only scans i, i+n, i+2n, ...
                 retry_bad:bool=False, # also retry scans listed as bad
                 progress:bool=False) -> dict: # show a progress bar
-    "Cache the scans not yet done; return the merged manifest."
+    "Cache the scans not yet done; return the manifest (a shard's own until the last shard merges them)."
     out = Path(out); _cache_params(out, spacing, hu_window); log = get_logger('ctglip.cache')
     i, n = shard
     if not (0 <= i < n): raise CtglipError(f"bad shard {i}/{n}: need 0 <= I < N")
-    todo = [s for j,s in enumerate(sorted(scans, key=lambda s: s['scan_id'])) if j % n == i]
+    share = [s for j,s in enumerate(sorted(scans, key=lambda s: s['scan_id'])) if j % n == i]
     sd = out/'scans'
-    todo = [s for s in todo if not (sd/s['scan_id']/'meta.json').exists() and (retry_bad or not (sd/s['scan_id']/'bad.json').exists())]
+    todo = [s for s in share if not (sd/s['scan_id']/'meta.json').exists() and (retry_bad or not (sd/s['scan_id']/'bad.json').exists())]
     workers = workers or os.cpu_count() or 1
     args = [(s, str(out), tuple(spacing), tuple(hu_window)) for s in todo]
     from tqdm.auto import tqdm
@@ -329,29 +475,39 @@ def build_cache(scans:list, # dicts from `find_scans`
         elif (sd/sid/'bad.json').exists(): (sd/sid/'bad.json').unlink()
         bar.update(1)
     if workers == 1 or len(args) <= 1:
-        for a in args: _done(_work(a))
+        nt = torch.get_num_threads(); torch.set_num_threads(1)             # one core per scan, as in the pool
+        try:
+            for a in args: _done(_work(a))
+        finally: torch.set_num_threads(nt)
     else:
         with ProcessPoolExecutor(min(workers, len(args)), initializer=_init_worker) as ex:
             for f in as_completed([ex.submit(_work, a) for a in args]): _done(f.result())
     bar.close()
-    return write_manifest(out)
+    if n == 1: return write_manifest(out)
+    man = write_shard_manifest(out, [s['scan_id'] for s in share], (i, n))
+    return merge_manifests(out, n) if len(_shards(out).get(n, [])) == n else man
 
 # %% ../../nbs/17_data.cache.ipynb #32b99adf
 def cache_cli(argv:list[str]|None=None) -> int:
-    "Command line: build (or resume) the preprocessing cache of a dataset directory."
+    "Command line: build (or resume) the preprocessing cache of a dataset directory, or merge its shards."
     p = argparse.ArgumentParser(prog='ctglip cache', description='Decode, canonicalise, resample and window every scan once into memory-mappable arrays.')
     p.add_argument('dataset', help='dataset directory (CT-RATE layout, masks in masks/ or beside the images, or a scans.csv)')
     p.add_argument('--out', required=True, help='cache directory (created; resumed when it exists)')
     p.add_argument('--spacing', type=float, nargs=3, default=list(DEFAULT_SPACING), metavar=('X','Y','Z'), help='target spacing in mm')
     p.add_argument('--window', type=float, nargs=2, default=list(HU_WINDOW), metavar=('LO','HI'), help='HU range kept')
-    p.add_argument('--shard', default='0/1', help='I/N: cache only every N-th scan starting at I (split work across machines)')
+    p.add_argument('--shard', default='0/1', help='I/N: cache only every N-th scan starting at I (a job array); each writes manifest.shard-I-of-N.json')
     p.add_argument('--workers', type=int, default=0, help='processes (0 = all cores)')
     p.add_argument('--retry-bad', action='store_true', help='retry scans listed as bad')
+    p.add_argument('--merge', action='store_true', help='only join the shard manifests into manifest.json (after all shards finished)')
     a = p.parse_args(argv)
     try: i, n = map(int, a.shard.split('/'))
     except ValueError: raise CtglipError(f"--shard must look like I/N, got {a.shard!r}") from None
+    if a.merge:
+        man = merge_manifests(a.out, n if n > 1 else None)
+        print(f"merged {man['shards']} shards: {man['n_scans']} scans in {a.out}, {len(man['bad'])} bad"); return 0
     man = build_cache(find_scans(a.dataset), a.out, a.spacing, a.window, a.workers, (i, n), a.retry_bad, progress=True)
-    print(f"{man['n_scans']} scans cached in {a.out}, {len(man['bad'])} bad")
+    where = f"shard {i}/{n} of {a.out} (manifest.json once all {n} shards finished)" if 'shard' in man else a.out
+    print(f"{man['n_scans']} scans cached in {where}, {len(man['bad'])} bad")
     for k,v in man['bad'].items(): print(f"  bad {k}: {v}")
     return 0
 
@@ -360,7 +516,10 @@ class Cache:
     "A preprocessing cache directory: manifest, and memory-mapped image / label arrays per scan."
     def __init__(self, path): # the cache directory
         self.path = Path(path)
-        if not (self.path/'manifest.json').exists(): raise CtglipError("not a ctglip cache (no manifest.json)", self.path)
+        if not (self.path/'manifest.json').exists():
+            sh = {n: f"{len(v)} of {n}" for n, v in _shards(self.path).items()}
+            hint = f" (shard manifests: {', '.join(sh.values())}; merge with `ctglip cache DATASET --out {self.path} --merge`)" if sh else ''
+            raise CtglipError(f"not a ctglip cache (no manifest.json){hint}", self.path)
         self.manifest = json.loads((self.path/'manifest.json').read_text())
         self.scans, self.bad = self.manifest['scans'], self.manifest['bad']
         self.spacing, self.hu_window = tuple(self.manifest['spacing']), tuple(self.manifest['hu_window'])

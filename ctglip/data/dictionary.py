@@ -8,11 +8,12 @@ import argparse
 from collections import Counter
 from importlib.resources import files
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from ..core import CtglipError, atomic_path
+from ..core import CtglipError, atomic_path, get_logger
 from ..anatomy import pair_organs
 
 # %% auto #0
@@ -98,22 +99,34 @@ class AbnormalityDictionary:
         return [template.format(name=pool[i], organ=organ.replace('_', ' ')) for i in idx]
 
 # %% ../../nbs/14_data.dictionary.ipynb #dd5cb362
-def build_dictionary(pairs:list, seed:bool=True, min_count:int=1) -> pd.DataFrame:
-    "Mine a list of pairs and merge with the seed (or keep only the mined rows)."
+def build_dictionary(pairs:list, # pair records, each with its `split`
+                     seed:bool=True, # merge with the curated seed (False: only the mined rows)
+                     min_count:int=1, # drop mined phrases seen fewer times
+                     splits:Sequence[str]|None=('train',)): # mine the pairs of these splits only (None: every split)
+    "Mine the pairs of the training split (by default) and merge with the seed (or keep only the mined rows)."
+    if splits is not None:
+        keep = set(splits); used = [p for p in pairs if p.get('split') in keep]
+        if pairs and not used:
+            get_logger('ctglip.dictionary').warning(f"no pair of split(s) {sorted(keep)} among {len(pairs)} pairs "
+                                                    f"(splits present: {sorted({str(p.get('split')) for p in pairs})}): nothing mined")
+        pairs = used
     d = merge_dictionary(mine_pairs(pairs), min_count=min_count)
     return d if seed else d[d.source != 'seed'].reset_index(drop=True)
 
 def dictionary_cli(argv:list|None=None) -> int:
-    "`ctglip dictionary pairs.jsonl --out dictionary.csv`: the abnormality dictionary of a pairs file."
+    "`ctglip dictionary pairs.jsonl --out dictionary.csv`: the abnormality dictionary of the training pairs of a pairs file."
     from ctglip.data.pairing import read_pairs
-    p = argparse.ArgumentParser(prog='ctglip dictionary', description='Per-organ abnormality dictionary mined from a pairs file and merged with the curated seed.')
+    p = argparse.ArgumentParser(prog='ctglip dictionary', description='Per-organ abnormality dictionary mined from the training pairs of a pairs file and merged with the curated seed.')
     p.add_argument('pairs', help='pairs.jsonl (ctglip pairs)')
     p.add_argument('--out', required=True, help='output CSV')
     p.add_argument('--min-count', type=int, default=1, help='drop mined phrases seen fewer times (default 1)')
     p.add_argument('--no-seed', action='store_true', help='only the mined phrases')
+    p.add_argument('--splits', nargs='+', default=['train'], help="mine the pairs of these splits (default: train; 'all': every split)")
     a = p.parse_args(argv)
-    d = build_dictionary(read_pairs(a.pairs), not a.no_seed, a.min_count)
+    splits = None if 'all' in a.splits else a.splits
+    d = build_dictionary(read_pairs(a.pairs), not a.no_seed, a.min_count, splits)
     with atomic_path(a.out) as t: d.to_csv(t, index=False)
     print(f"dictionary v{DICTIONARY_VERSION}: {len(d)} entries over {d.organ.nunique()} organs "
-          f"({(d.source != 'seed').sum()} mined, {int(d['count'].sum())} finding mentions) -> {a.out}")
+          f"({(d.source != 'seed').sum()} mined from split(s) {'all' if splits is None else ', '.join(splits)}, "
+          f"{int(d['count'].sum())} finding mentions) -> {a.out}")
     return 0

@@ -16,10 +16,12 @@ from ..core import CtglipError, atomic_path, get_logger
 from ..anatomy import id2name, group_of, pair_organs, readable
 from .report import Report, parse_report, attached_groups, finding_name
 from .volume import load_mask
+from .layout import Scan, find_scans, read_pairs, write_pairs, write_scans, scan_id
+from ..config import DataConfig, add_config_args, config_from_args, override
 
 # %% auto #0
-__all__ = ['UNMENTIONED', 'NORMAL_TEMPLATE', 'mask_organs', 'normal_text', 'make_pairs', 'pairing_stats', 'write_pairs',
-           'read_pairs', 'dataset_pairs', 'pairs_cli']
+__all__ = ['UNMENTIONED', 'NORMAL_TEMPLATE', 'mask_organs', 'normal_text', 'make_pairs', 'pairing_stats', 'scan_pairs',
+           'pairing_policy', 'dataset_pairs', 'pairs_cli']
 
 # %% ../../nbs/13_data.pairing.ipynb #27cf212d
 def mask_organs(mask, # a v2 label map: Volume or int array (X, Y, Z)
@@ -102,54 +104,55 @@ def pairing_stats(pairs:list) -> pd.DataFrame:
     return t[['pairs', 'abnormal', 'normal', 'abnormal_share']].astype({'pairs': int, 'abnormal': int, 'normal': int})
 
 # %% ../../nbs/13_data.pairing.ipynb #37ce1424
-def write_pairs(pairs:list, path) -> Path:
-    "Write pair records as JSON lines (atomically)."
-    with atomic_path(path) as t:
-        t.write_text(''.join(json.dumps(p, ensure_ascii=False) + '\n' for p in pairs), encoding='utf-8')
-    return Path(path)
+def scan_pairs(scan:Scan, # a scan with its mask and report
+               data_cfg, # a `DataConfig`: the pairing policy
+               stats:Counter|None=None) -> list:
+    "Pair records of one scan under the config's pairing policy."
+    mk = load_mask(scan.mask, version=data_cfg.label_version)
+    return make_pairs(scan.scan_id, mask_organs(mk), scan.findings, impression=scan.impression, split=scan.split,
+                      unmentioned='normal' if data_cfg.unmentioned_as_normal else 'skip', stats=stats,
+                      keep_truncated=data_cfg.keep_truncated)
 
-def read_pairs(path) -> list:
-    "Read a pairs.jsonl file (one record per line)."
-    path = Path(path)
-    if not path.is_file(): raise CtglipError("file not found", path)
-    out = []
-    for i, line in enumerate(path.read_text(encoding='utf-8').splitlines(), 1):
-        if not line.strip(): continue
-        try: out.append(json.loads(line))
-        except json.JSONDecodeError as e: raise CtglipError(f"line {i} is not JSON ({e.msg})", path) from None
+def pairing_policy(data_cfg) -> dict:
+    "The config values pairing depends on (recorded with the pairs they made)."
+    return {k: getattr(data_cfg, k) for k in ('label_version', 'unmentioned_as_normal', 'keep_truncated')}
+
+def dataset_pairs(scans:list, # `Scan`s (`find_scans`)
+                  data_cfg=None, # a `DataConfig` (default: `DataConfig()`)
+                  stats:Counter|None=None) -> list:
+    "Pair records of every scan that has a report and an organ mask."
+    d = data_cfg or DataConfig(); stats = Counter() if stats is None else stats; out = []
+    for s in scans:
+        if not s.mask: stats['no_mask'] += 1; continue
+        if not s.has_report: stats['no_report'] += 1; continue
+        try: out += scan_pairs(s, d, stats)
+        except CtglipError as e: stats['bad_mask'] += 1; get_logger('ctglip.pairing').warning(f"skipped scan {s.scan_id}: {e}")
     return out
 
-def dataset_pairs(root, masks_dir=None, version:str='v2', unmentioned:str='normal', splits=None,
-                  stats:Counter|None=None, keep_truncated:bool=False) -> list:
-    "Pair records of every volume of a CT-RATE-layout dataset that has a report and an organ mask."
-    from ctglip.data.public import ctrate_scans
-    scans = ctrate_scans(root, masks_dir, splits); stats = Counter() if stats is None else stats; out = []
-    for r in scans.itertuples():
-        if not isinstance(r.mask, str): stats['no_mask'] += 1; continue
-        if not r.has_report: stats['no_report'] += 1; continue
-        mk = load_mask(r.mask, version=version)
-        out += make_pairs(r.VolumeName, mask_organs(mk), r.findings, impression=r.impression, split=r.split,
-                          unmentioned=unmentioned, stats=stats, keep_truncated=keep_truncated)
-    return out
-
+# %% ../../nbs/13_data.pairing.ipynb #f35ed20f
 def pairs_cli(argv:list|None=None) -> int:
-    "`ctglip pairs DATASET_DIR --out pairs.jsonl`: organ-level pairs of a CT-RATE-layout dataset."
-    p = argparse.ArgumentParser(prog='ctglip pairs', description='Organ-level image-text pairs of a dataset in the CT-RATE layout (CT-RATE, SynthCT).')
-    p.add_argument('dataset_dir', help='dataset folder (dataset/<split>/..., radiology_text_reports/, masks/)')
-    p.add_argument('--out', required=True, help='output pairs.jsonl')
-    p.add_argument('--masks', default=None, help='folder of organ masks named like the volumes (default DATASET_DIR/masks)')
-    p.add_argument('--mask-version', default='v2', choices=['v2', 'v1'], help='TotalSegmentator id set of the masks')
-    p.add_argument('--unmentioned', default='normal', choices=list(UNMENTIONED), help='visible organs the report does not mention: normal template or skip')
+    "`ctglip pairs DATASET --out WORK`: organ-level pairs and the scan table of a dataset folder."
+    p = argparse.ArgumentParser(prog='ctglip pairs', description='Organ-level image-text pairs of a dataset folder (CT-RATE layout, SynthCT or scans.csv).')
+    p.add_argument('dataset_dir', help='dataset folder (dataset/<split>/..., radiology_text_reports/, masks/; or scans.csv)')
+    p.add_argument('--out', required=True, help='work folder (pairs.jsonl and scans.jsonl go there), or a pairs .jsonl path')
+    p.add_argument('--masks', default=None, help='folder of organ masks named like the volumes, flat or mirroring dataset/ (default DATASET/masks)')
+    p.add_argument('--mask-version', default=None, choices=['v2', 'v1'], help='shorthand for data.label_version')
+    p.add_argument('--unmentioned', default=None, choices=list(UNMENTIONED), help='shorthand for data.unmentioned_as_normal (normal = true)')
+    p.add_argument('--keep-truncated', action='store_true', help='shorthand for data.keep_truncated=true')
     p.add_argument('--splits', nargs='*', default=None, help='only these splits (default all)')
     p.add_argument('--stats', default=None, help='also write the per-organ statistics to this CSV')
-    p.add_argument('--keep-truncated', action='store_true', help='also pair organs cut by the field of view in z (default: skip them)')
+    add_config_args(p)
     a = p.parse_args(argv)
-    st = Counter()
-    pairs = dataset_pairs(a.dataset_dir, a.masks, a.mask_version, a.unmentioned, a.splits, st, a.keep_truncated)
-    write_pairs(pairs, a.out); tab = pairing_stats(pairs)
+    ov = ([f'data.label_version={a.mask_version}'] if a.mask_version else []) + (['data.keep_truncated=true'] if a.keep_truncated else []) \
+         + ([f"data.unmentioned_as_normal={a.unmentioned == 'normal'}"] if a.unmentioned else [])
+    d = override(config_from_args(a), ov).data
+    out = Path(a.out); pf = out if out.name.endswith('.jsonl') else out/'pairs.jsonl'
+    scans = find_scans(a.dataset_dir, a.masks, a.splits); st = Counter()
+    pairs = dataset_pairs(scans, d, st)
+    write_scans(scans, pf.parent/'scans.jsonl'); write_pairs(pairs, pf); tab = pairing_stats(pairs)
     if a.stats:
         with atomic_path(a.stats) as t: tab.to_csv(t)
     print(tab.to_string())
     print(f"pairs: {st['scans']} scans -> {len(pairs)} pairs ({st['abnormal']} abnormal); skipped: {st['truncated']} truncated organs, "
-          f"{st['no_mask']} scans without mask, {st['no_report']} without report, {st['absent_mentioned']} report organs absent from the mask -> {a.out}")
+          f"{st['no_mask']} scans without mask, {st['bad_mask']} with an unreadable mask, {st['no_report']} without report, {st['absent_mentioned']} report organs absent from the mask -> {pf}")
     return 0

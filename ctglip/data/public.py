@@ -15,19 +15,14 @@ from ..core import CtglipError, get_logger, shared_data_dir
 from ..anatomy import pair_organs
 from .report import clean_text, split_sections, heading_group
 from .volume import Volume
+from .layout import study_id, read_reports
 
 # %% auto #0
-__all__ = ['ctrate_study', 'load_ctrate_reports', 'load_ctrate_labels', 'study_labels', 'ctrate_affine', 'ctrate_hu_rule',
-           'load_ctrate_volume', 'load_ctrate_metadata', 'ctrate_scans', 'radgenome_group', 'load_radgenome_regions',
-           'radgenome_organ_text', 'organ_sections', 'load_sectioned_reports', 'load_organ_split']
+__all__ = ['load_ctrate_labels', 'study_labels', 'ctrate_affine', 'ctrate_hu_rule', 'load_ctrate_volume', 'load_ctrate_metadata',
+           'radgenome_group', 'load_radgenome_regions', 'radgenome_organ_text', 'organ_sections',
+           'load_sectioned_reports', 'load_organ_split']
 
 # %% ../../nbs/15_data.public.ipynb #d2c5e817
-def ctrate_study(volume_name:str) -> str:
-    "The study id of a CT-RATE volume name ('valid_1078_a_1.nii.gz' -> 'valid_1078_a')."
-    stem = Path(str(volume_name)).name.split('.nii')[0]
-    parts = stem.split('_')
-    return '_'.join(parts[:3]) if len(parts) >= 4 else stem
-
 def _read_csv(path, need):
     path = Path(path)
     if not path.is_file(): raise CtglipError("file not found", path)
@@ -36,16 +31,6 @@ def _read_csv(path, need):
     miss = [c for c in need if c not in df.columns]
     if miss: raise CtglipError(f"missing column(s) {miss} (has {list(df.columns)[:6]}...)", path)
     return df
-
-def load_ctrate_reports(path) -> pd.DataFrame:
-    "CT-RATE reports CSV -> `VolumeName, study, findings, impression` (cleaned text, '' when missing)."
-    df = _read_csv(path, ['VolumeName'])
-    fcol = next((c for c in ('Findings_EN', 'Findings', 'findings') if c in df.columns), None)
-    icol = next((c for c in ('Impressions_EN', 'Impression_EN', 'Impressions', 'impression') if c in df.columns), None)
-    if fcol is None and icol is None: raise CtglipError("no Findings_EN or Impressions_EN column", path)
-    out = pd.DataFrame(dict(VolumeName=df.VolumeName.astype(str), study=df.VolumeName.map(ctrate_study),
-                            findings=df[fcol].map(clean_text) if fcol else '', impression=df[icol].map(clean_text) if icol else ''))
-    return out
 
 # %% ../../nbs/15_data.public.ipynb #b247c084
 def load_ctrate_labels(path, label_set:str='ct-rate') -> pd.DataFrame:
@@ -58,7 +43,7 @@ def load_ctrate_labels(path, label_set:str='ct-rate') -> pd.DataFrame:
 
 def study_labels(df:pd.DataFrame) -> pd.DataFrame:
     "One label row per study (the first reconstruction), indexed by study id."
-    df = df.assign(study=df.VolumeName.map(ctrate_study))
+    df = df.assign(study=df.VolumeName.map(study_id))
     return df.drop_duplicates('study').set_index('study').drop(columns='VolumeName')
 
 # %% ../../nbs/15_data.public.ipynb #1e1a94ae
@@ -122,35 +107,6 @@ def load_ctrate_metadata(path) -> pd.DataFrame:
     "CT-RATE metadata CSV (needs VolumeName, XYSpacing, ZSpacing)."
     return _read_csv(path, ['VolumeName', 'XYSpacing', 'ZSpacing'])
 
-# %% ../../nbs/15_data.public.ipynb #be9a512d
-def _mask_for(root:Path, masks_dir, name:str):
-    stem = name.split('.nii')[0]
-    for base in ([Path(masks_dir)] if masks_dir else [root/'masks', root/'segmentations']):
-        for p in (base/name, base/stem, base/f'{stem}.nii'):
-            if p.exists(): return p
-    return None
-
-def ctrate_scans(root, # dataset folder (CT-RATE or SynthCT layout)
-                 masks_dir=None, # folder of masks named like the volumes (default: ROOT/masks)
-                 splits=None) -> pd.DataFrame:
-    "One row per volume: VolumeName, split, study, image, mask (None when absent), findings, impression."
-    root = Path(root)
-    if not root.is_dir(): raise CtglipError("dataset folder not found", root)
-    vols = sorted(p for p in (root/'dataset').glob('*/*/*/*.nii*')) if (root/'dataset').is_dir() else []
-    if not vols: raise CtglipError("no volumes under dataset/<split>/<patient>/<study>/ (CT-RATE layout)", root)
-    reps = [load_ctrate_reports(p) for p in sorted((root/'radiology_text_reports').glob('*.csv'))]
-    rep = pd.concat(reps).drop_duplicates('VolumeName').set_index('VolumeName') if reps else pd.DataFrame(columns=['findings', 'impression'])
-    rows = []
-    for p in vols:
-        split = p.relative_to(root/'dataset').parts[0]
-        if splits and split not in splits: continue
-        r = rep.loc[p.name] if p.name in rep.index else None
-        rows.append(dict(VolumeName=p.name, split=split, study=ctrate_study(p.name), image=str(p),
-                         mask=(str(m) if (m := _mask_for(root, masks_dir, p.name)) else None),
-                         findings='' if r is None else r.findings, impression='' if r is None else r.impression,
-                         has_report=r is not None))
-    return pd.DataFrame(rows)
-
 # %% ../../nbs/15_data.public.ipynb #ed403403
 _RG_EXTRA = {'pleura': 'lung', 'trachea and bronchie': 'trachea', 'bronchie': 'trachea'}
 
@@ -168,7 +124,7 @@ def load_radgenome_regions(path) -> pd.DataFrame:
     df = _read_csv(path, ['Volumename', 'Anatomy'])
     text = 'Sentence' if 'Sentence' in df.columns else next((c for c in df.columns if c not in ('Volumename', 'Anatomy')), None)
     if text is None: raise CtglipError("no sentence column", path)
-    return pd.DataFrame(dict(Volumename=df.Volumename.astype(str), study=df.Volumename.map(ctrate_study), Anatomy=df.Anatomy.astype(str),
+    return pd.DataFrame(dict(Volumename=df.Volumename.astype(str), study=df.Volumename.map(study_id), Anatomy=df.Anatomy.astype(str),
                              group=df.Anatomy.map(radgenome_group), Sentence=df[text].map(clean_text)))
 
 def radgenome_organ_text(df:pd.DataFrame) -> dict:

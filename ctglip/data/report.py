@@ -367,13 +367,17 @@ def _GROUPS(): return frozenset(pair_organs())
 class Sentence:
     "One sentence with its section, organ mentions and asserted finding mentions."
     text:str; section:str='findings'
-    organs:list=field(default_factory=list)    # organ Mentions
-    mentions:list=field(default_factory=list)  # finding Mentions
-    context:list=field(default_factory=list)   # groups inherited from the previous sentence (anaphora)
+    organ_mentions:list=field(default_factory=list)  # organ Mentions (with offsets into the sentence)
+    mentions:list=field(default_factory=list)        # finding Mentions
+    context:list=field(default_factory=list)         # groups inherited from the previous sentence (anaphora)
+    @property
+    def organs(self) -> list:
+        "The organ groups the sentence names (strings, so they key sets and dicts)."
+        return list(dict.fromkeys(m.name for m in self.organ_mentions))
     @property
     def groups(self) -> list:
         "Organ groups of the sentence: named organs, else the organs its findings attach to."
-        gs = [m.name for m in self.organs]
+        gs = self.organs
         if self.section not in SECTION_NAMES.values():  # organ-sectioned report: the heading names the organ
             gs = list(dict.fromkeys([g for g in self.section.split('+') if g in set(pair_organs())] + gs))
         gs = gs or list(dict.fromkeys(g for m in self.mentions if m.organ in _GROUPS() for g in lateral(m.organ, self.text)))
@@ -442,6 +446,10 @@ class Report:
         for s in self.sentences:
             for g in s.groups: out.setdefault(g, []).append(s)
         return out
+    def organ_texts(self, organs=None) -> dict:
+        "Organ group -> the texts of its sentences, for each of `organs` (default: the groups the report covers)."
+        by = self.organ_sentences()
+        return {o: [s.text for s in by.get(o, [])] for o in (by if organs is None else organs)}
     def findings(self) -> dict:
         "Organ group -> affirmed findings attached to it (findings without a pairing unit under their own organ key)."
         out = {}
@@ -472,7 +480,7 @@ def parse_report(text, # the report (str); None/NaN are an empty report
     for name, body in secs:
         for st in split_sentences(body):  # without a findings/impression section every section counts
             ms = [] if name in NON_DIAGNOSTIC and diag else find_findings(st, lexicon)
-            sents.append(Sentence(st, name, find_organs(st) if organs else [], ms))
+            sents.append(Sentence(st, name, organ_mentions=find_organs(st) if organs else [], mentions=ms))
             if organs and sents[-1].section == (sents[-2].section if len(sents) > 1 else None) and _ANAPHORA.match(st):
                 if not sents[-1].groups: sents[-1].context = list(sents[-2].groups)
     return Report(text, secs, sents)

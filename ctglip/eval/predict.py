@@ -13,12 +13,16 @@ import torch
 
 from ..core import CtglipError, get_logger, atomic_path, window_hu
 from ..anatomy import pair_organs, group_lut
-from ..data.volume import Volume, load_volume, load_mask, resample_pair
-from .zeroshot import (ORGAN_TEMPLATE, organ_prompts, abnormality_scores, embed_texts, _norm, _np)
+from ..data.volume import Volume, load_volume, load_mask
+from ..data.dataset import scan_arrays
+from ..data.transform import scan_transform
+from ..prompts import ORGAN_TEMPLATE, organ_prompts
+from .zeroshot import abnormality_scores, embed_texts, _norm
+from ..data.report import parse_report
 from .core import model_level, text_encoder
 
 # %% auto #0
-__all__ = ['default_vocabulary', 'size_multiple', 'prepare', 'model_temperature', 'predict_organs', 'format_prediction',
+__all__ = ['default_vocabulary', 'prepare', 'model_temperature', 'predict_organs', 'format_prediction', 'run_vocabulary',
            'predict_cli']
 
 # %% ../../nbs/43_eval.predict.ipynb #8d94ba39
@@ -32,36 +36,36 @@ def default_vocabulary() -> dict:
     return voc
 
 # %% ../../nbs/43_eval.predict.ipynb #558bc02b
-def _pad_to(a:np.ndarray, mult, fill):
-    "Pad a (X, Y, Z) array at the end of each axis to a multiple of `mult`."
-    pad = [(0, (-n) % m) for n, m in zip(a.shape, mult)]
-    return np.pad(a, pad, constant_values=fill)
-
-def size_multiple(cfg) -> tuple:
-    "Input sizes the encoder of `cfg` accepts are multiples of this, per axis."
-    m = cfg.model
-    if m.vision == 'vit': return tuple(m.vit_patch)
-    d = m.cnn_stem * 2 ** (len(m.cnn_widths) - 1); return (d, d, d)
+def _windows(nz:int, size:int) -> list:
+    "Slabs (z0, z1) of `size` slices covering `nz`, overlapping by about a quarter (one when nz <= size)."
+    if nz <= size: return [None]
+    step = max(1, (3 * size) // 4); starts = list(range(0, nz - size, step)) + [nz - size]
+    return [(z, z + size) for z in starts]
 
 def prepare(image:Volume, # CT in HU
             mask:Volume, # registered v2 label map
             cfg, # the run's `Config`
-            min_voxels:int|None=None): # fewest voxels of an organ (default cfg.data.min_organ_voxels)
-    "(image (1,1,X,Y,Z) float in [0,1], pair_map (1,X,Y,Z) long, organs list) at the run's spacing."
-    img, lab = resample_pair(image, mask, cfg.data.spacing)
-    mult = size_multiple(cfg); lo, hi = cfg.data.hu_window
-    x = _pad_to(window_hu(img.array, lo, hi), mult, 0.)
-    g = group_lut('v2')[np.clip(lab.array, 0, len(group_lut('v2')) - 1).astype(np.int64)]   # group index + 1
-    g = _pad_to(g, mult, 0)
-    units = pair_organs(); mv = cfg.data.min_organ_voxels if min_voxels is None else min_voxels
-    counts = np.bincount(g.ravel(), minlength=len(units) + 1)
-    present = [k for k in range(1, len(units) + 1) if counts[k] >= mv]
-    small = [units[k-1] for k in range(1, len(units) + 1) if 0 < counts[k] < mv]
+            min_voxels:int|None=None) -> list: # fewest voxels of an organ in a window (default cfg.data.min_organ_voxels)
+    "The model inputs of a scan: one dict(image, pair_map, organs, voxels) per window."
+    arr = scan_arrays(image, mask, cfg.data); tf = scan_transform(cfg, train=False)
+    units = pair_organs(); lut = group_lut('v2'); mv = cfg.data.min_organ_voxels if min_voxels is None else min_voxels
+    lo, hi = cfg.data.hu_window; out = []
+    for sl in _windows(arr['image'].shape[2], cfg.data.size[2]):
+        smp = dict(image=arr['image'], label=arr['label'], fg_box=arr['fg_box'], rng=np.random.default_rng(0))
+        if sl is not None: smp['slab'] = sl
+        t = tf(smp)
+        g = lut[t['label'].astype(np.int64)]                                # pairing unit index + 1
+        counts = np.bincount(g.ravel(), minlength=len(units) + 1)
+        present = [k for k in range(1, len(units) + 1) if counts[k] >= mv]
+        if not present: continue
+        k2p = np.zeros(len(units) + 1, np.int64); k2p[present] = np.arange(1, len(present) + 1)
+        out.append(dict(image=torch.from_numpy(window_hu(t['image'], lo, hi))[None, None], pair_map=torch.from_numpy(k2p[g])[None],
+                        organs=[units[k-1] for k in present], voxels=[int(counts[k]) for k in present]))
+    if not out: raise CtglipError(f"no organ of the mask has >= {mv} voxels at {cfg.data.spacing} mm", mask.path)
+    seen = {o for w in out for o in w['organs']}
+    small = sorted({units[k-1] for k in np.unique(lut[arr['label'].astype(np.int64)]) if k and units[k-1] not in seen})
     if small: get_logger('ctglip.predict').info(f"left out organs with < {mv} voxels: {', '.join(small)}")
-    if not present: raise CtglipError(f"no organ of the mask has >= {mv} voxels at {cfg.data.spacing} mm", mask.path)
-    lut = np.zeros(len(units) + 1, np.int64); lut[present] = np.arange(1, len(present) + 1)
-    return (torch.from_numpy(np.ascontiguousarray(x))[None, None], torch.from_numpy(lut[g])[None],
-            [units[k-1] for k in present])
+    return out
 
 # %% ../../nbs/43_eval.predict.ipynb #4714545a
 def model_temperature(model, default:float=0.07) -> float:
@@ -77,10 +81,20 @@ def model_temperature(model, default:float=0.07) -> float:
     return default
 
 @torch.no_grad()
+def _organ_embeddings(model, windows:list, level:str, device) -> tuple:
+    "(organs, (N, E) embeddings): each organ's voxel-weighted mean over the windows, L2-normalised."
+    acc, wsum = {}, {}
+    for w in windows:
+        x, pm = w['image'].to(device), w['pair_map'].to(device)
+        e = model.encode_organs(x, pm) if level == 'organ' else model.encode_scans(x).expand(len(w['organs']), -1)
+        for o, v, n in zip(w['organs'], e.float().cpu().numpy(), w['voxels']):
+            acc[o] = acc.get(o, 0) + n * v; wsum[o] = wsum.get(o, 0) + n
+    organs = list(acc)
+    return organs, _norm(np.stack([acc[o] / wsum[o] for o in organs]))
+
+@torch.no_grad()
 def predict_organs(model, # a CT-GLIP or CLIP model
-                   image:torch.Tensor, # (1, 1, X, Y, Z) windowed image
-                   pair_map:torch.Tensor, # (1, X, Y, Z) organ k-1 where value k
-                   organs:list, # the pairing unit of each pair
+                   windows:list, # `prepare` output
                    vocabulary:dict|None=None, # organ -> abnormality names; None: `default_vocabulary()`
                    organ_template:str=ORGAN_TEMPLATE, # the organ prompt of the run
                    top:int=5, # abnormalities kept per organ in the output (0 = all)
@@ -90,9 +104,7 @@ def predict_organs(model, # a CT-GLIP or CLIP model
     was = model.training; model.eval()
     try:
         level = model_level(model); enc = text_encoder(model)
-        x, pm = image.to(device), pair_map.to(device)
-        emb = model.encode_organs(x, pm) if level == 'organ' else model.encode_scans(x).expand(len(organs), -1)
-        emb = _norm(emb); tau = model_temperature(model)
+        organs, emb = _organ_embeddings(model, windows, level, device); tau = model_temperature(model)
         cand = pair_organs(); T = embed_texts(enc, organ_prompts(cand, organ_template))
         p = torch.softmax(torch.from_numpy(emb @ T.T) / tau, -1).numpy()
         voc = default_vocabulary() if vocabulary is None else vocabulary
@@ -107,20 +119,9 @@ def predict_organs(model, # a CT-GLIP or CLIP model
     return dict(organs=out, level=level)
 
 # %% ../../nbs/43_eval.predict.ipynb #7c347db7
-def _report_texts(path, organs):
+def _report_texts(path, organs) -> dict:
     "organ -> the report's sentences about it (empty when the report does not mention it)."
-    text = Path(path).read_text(errors='replace')
-    try:
-        from ctglip.data.report import parse_report
-        rep = parse_report(text); by = {}
-        for s in getattr(rep, 'sentences', []):
-            for o in getattr(s, 'organs', []): by.setdefault(o, []).append(getattr(s, 'text', str(s)))
-        return {o: by.get(o, []) for o in organs}
-    except Exception as e:  # the report parser is optional here: fall back to plain sentence matching
-        get_logger('ctglip.predict').debug(f"report parser unavailable ({e}); matching organ names")
-        from ctglip.anatomy import readable
-        sents = [s.strip() for s in text.replace('\n', ' ').split('.') if s.strip()]
-        return {o: [s + '.' for s in sents if readable(o).split()[-1] in s.lower()] for o in organs}
+    return parse_report(Path(path).read_text(errors='replace')).organ_texts(organs)
 
 def format_prediction(res:dict) -> str:
     "One line per organ: mask organ -> predicted organ (score) | top abnormalities."
@@ -137,11 +138,11 @@ def _load_run(path, device):
     except ImportError as e: raise CtglipError(f"cannot load runs: ctglip.train is unavailable ({e})", path) from None
     return load_run(path, device=device)
 
-def _run_parts(run):
-    "(model, cfg, vocabulary or None) from what `load_run` returns (an object or a tuple)."
-    if isinstance(run, tuple): model, cfg = run[0], run[1]; voc = None
-    else: model, cfg = run.model, run.cfg; voc = getattr(run, 'vocabulary', None)
-    return model, cfg, voc
+def run_vocabulary(path) -> dict|None:
+    "organ -> abnormality names of the dictionary a run trained with (`vocabulary.json` in the run), or None."
+    p = Path(path); p = p if p.is_dir() else p.parent
+    f = next((q/'vocabulary.json' for q in (p, p.parent) if (q/'vocabulary.json').is_file()), None)
+    return None if f is None else json.loads(f.read_text())
 
 def predict_cli(argv:list[str]|None=None) -> int:
     "`ctglip predict`: zero-shot organ recognition and abnormality scores for one scan."
@@ -159,9 +160,9 @@ def predict_cli(argv:list[str]|None=None) -> int:
     from ctglip.core import get_device
     dev = get_device(a.device)
     img = load_volume(a.image); msk = load_mask(a.mask, like=img, version=a.version, resample=a.resample_mask)
-    model, cfg, voc = _run_parts(_load_run(a.checkpoint, dev))
-    x, pm, organs = prepare(img, msk, cfg)
-    res = predict_organs(model, x, pm, organs, voc, cfg.model.organ_prompt, a.top, dev)
+    model, cfg = _load_run(a.checkpoint, dev); voc = run_vocabulary(a.checkpoint)
+    res = predict_organs(model, prepare(img, msk, cfg), voc, cfg.model.organ_prompt, a.top, dev)
+    organs = list(res['organs'])
     if a.report:
         if not Path(a.report).is_file(): raise CtglipError("report file not found", a.report)
         texts = _report_texts(a.report, organs)

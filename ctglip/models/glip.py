@@ -12,6 +12,7 @@ from fastcore.basics import patch
 
 from ..core import CtglipError
 from ..anatomy import pair_organs
+from ..prompts import ORGAN_TEMPLATE, organ_prompts
 from .vision import build_vision, pool_organs, pool_global
 from .text import TextEncoder
 from ..loss import LogitScale, CTGLIPLoss, ClipLoss, text_ids
@@ -32,6 +33,7 @@ def _pad_negatives(neg_text:list, # P lists of up to K strings (None/'' entries 
 class VisionLanguageModel(nn.Module):
     "Vision encoder + projection, text encoder + projection, learnable temperature."
     level = 'organ'
+    organ_prompt = ORGAN_TEMPLATE   # the organ-prompt template; evaluation builds its organ prompts from it
     def __init__(self, vision:str|nn.Module='cnn', # 'cnn', 'vit' or an encoder with `out_dim`
                  text:str|nn.Module='minilm', # text model name/path, or a `TextEncoder`
                  embed_dim:int=256, # joint embedding size E
@@ -60,7 +62,7 @@ class VisionLanguageModel(nn.Module):
 
     def encode_text(self, texts:list[str], # N strings
                    ) -> torch.Tensor: # (N, E) L2-normalised
-        "Text embeddings in the joint space."
+        "Text embeddings in the joint space (a text longer than the window: the mean of its sentence chunks)."
         return F.normalize(self.text(list(texts)).float(), dim=-1)
 
 # %% ../../nbs/22_models.glip.ipynb #cd4a59a2
@@ -69,17 +71,23 @@ class CTGLIP(VisionLanguageModel):
     level = 'organ'
     def __init__(self, vision:str|nn.Module='cnn', text:str|nn.Module='minilm', embed_dim:int=256,
                  vision_kw:dict|None=None, text_kw:dict|None=None,
-                 organ_prompt:str='a CT image of the {organ}', # prompt template of the organ-text term
+                 organ_prompt:str=ORGAN_TEMPLATE, # prompt template of the organ-text term
                  organs:list[str]|None=None, # prompt vocabulary (default: the pairing units `pair_organs()`)
                  lambda_abn:float=1.0, use_organ_term:bool=True, use_dict_negatives:bool=True, # loss weights/switches
                  false_negatives:str='mask', symmetric:bool=True, local_loss:bool=True, # abnormality-term options
                  tau_init:float=0.07, tau_min:float=0.01, tau_max:float=1.0, learn_tau:bool=True):
         super().__init__(vision, text, embed_dim, vision_kw, text_kw, tau_init, tau_min, tau_max, learn_tau)
-        from ctglip.eval.zeroshot import organ_prompts  # the one prompt builder (evaluation uses it too)
-        self.organs = list(organs or pair_organs())
+        self.organs, self.organ_prompt = list(organs or pair_organs()), organ_prompt
         self.organ_index = {o:i for i,o in enumerate(self.organs)}
-        self.prompts = organ_prompts(self.organs, organ_prompt)
+        organ_prompts(self.organs[:1], organ_prompt)   # refuse a template without '{organ}' now
         self.loss = CTGLIPLoss(lambda_abn, use_organ_term, use_dict_negatives, false_negatives, symmetric, local_loss)
+
+    @property
+    def prompts(self) -> list[str]:
+        "The organ prompt of every organ of the vocabulary, built from the current `organ_prompt`."
+        key = (self.organ_prompt, tuple(self.organs))
+        if getattr(self, '_prompt_key', None) != key: self._prompt_key, self._prompts = key, organ_prompts(self.organs, self.organ_prompt)
+        return self._prompts
 
     def organ_indices(self, organs:list[str], device=None) -> torch.Tensor: # (P,) long
         "Index of each pairing unit in the prompt vocabulary."
@@ -107,20 +115,22 @@ def forward(self:CTGLIP, batch:dict, # a training batch
 
 # %% ../../nbs/22_models.glip.ipynb #d40e126a
 class CLIPBaseline(VisionLanguageModel):
-    "Global CLIP: one embedding per scan against the embedding of its whole report."
+    "Global CLIP: one embedding per scan against the embedding of its whole report (every sentence read)."
     level = 'scan'
     def __init__(self, vision:str|nn.Module='cnn', text:str|nn.Module='minilm', embed_dim:int=256,
                  vision_kw:dict|None=None, text_kw:dict|None=None,
                  false_negatives:str='mask', local_loss:bool=True, # identical reports; DDP local loss
-                 tau_init:float=0.07, tau_min:float=0.01, tau_max:float=1.0, learn_tau:bool=True):
+                 tau_init:float=0.07, tau_min:float=0.01, tau_max:float=1.0, learn_tau:bool=True,
+                 organ_prompt:str=ORGAN_TEMPLATE): # organ-prompt template (evaluation only)
         super().__init__(vision, text, embed_dim, vision_kw, text_kw, tau_init, tau_min, tau_max, learn_tau)
+        organ_prompts(['liver'], organ_prompt); self.organ_prompt = organ_prompt
         self.loss = ClipLoss(false_negatives, local_loss)
 
     def forward(self, batch:dict, # a training batch (uses `image` and `report`)
                ) -> dict: # loss, loss_clip, logit_scale
         "The CLIP loss of a batch."
         self.scale.clamp_()
-        img, txt = self.encode_scans(batch['image']), self.encode_text(batch['report'])     # (B, E), (B, E)
+        img, txt = self.encode_scans(batch['image']), self.encode_text(batch['report'])     # (B, E), (B, E): whole reports
         l = self.loss(img, txt, self.scale(), text_ids(batch['report'], img.device))
         return dict(loss=l, loss_clip=l, logit_scale=self.scale().detach())
 
@@ -133,10 +143,11 @@ def model_kwargs(cfg, # a `ctglip.config.Config`
                      cnn_norm=m.cnn_norm, pool_level=m.pool_level, vit_patch=tuple(m.vit_patch), vit_dim=m.vit_dim,
                      vit_depth=m.vit_depth, vit_heads=m.vit_heads, vit_mlp_ratio=m.vit_mlp_ratio,
                      attn=getattr(m, 'vit_attn', 'sdpa'), dropout=m.dropout)
-    text_kw = dict(pooling=m.text_pooling, max_len=m.text_max_len, freeze=m.freeze_text, seed=cfg.train.seed)
+    text_kw = dict(pooling=m.text_pooling, max_len=m.text_max_len, freeze=m.freeze_text, seed=cfg.train.seed,
+                   long_text=getattr(m, 'text_long', 'chunk'))
     return dict(vision=m.vision, text=m.text_model, embed_dim=m.embed_dim, vision_kw=vision_kw, text_kw=text_kw,
                 tau_init=l.tau_init, tau_min=l.tau_min, tau_max=l.tau_max, learn_tau=l.learn_tau,
-                false_negatives=l.false_negative_handling, local_loss=l.local_loss)
+                false_negatives=l.false_negative_handling, local_loss=l.local_loss, organ_prompt=m.organ_prompt)
 
 def build_model(cfg, # a `ctglip.config.Config`
                 kind:str|None=None, # 'ctglip' or 'clip' (default `cfg.train.model`)
@@ -146,7 +157,7 @@ def build_model(cfg, # a `ctglip.config.Config`
     if kind == 'clip': return CLIPBaseline(**kw)
     if kind != 'ctglip': raise CtglipError(f"unknown model {kind!r} (use 'ctglip' or 'clip')")
     l = cfg.loss
-    return CTGLIP(**kw, organ_prompt=cfg.model.organ_prompt, lambda_abn=l.lambda_abn, use_organ_term=l.use_organ_term,
+    return CTGLIP(**kw, lambda_abn=l.lambda_abn, use_organ_term=l.use_organ_term,
                   use_dict_negatives=l.use_dict_negatives, symmetric=getattr(l, 'abn_symmetric', True))
 
 @classmethod

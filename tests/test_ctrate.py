@@ -1,0 +1,214 @@
+"""CT-RATE-shaped data end to end: a small fixture in the CT-RATE layout (volumes from the embedded case, masks
+mirroring `dataset/` or flat, reports, 18-label CSVs), training CT-GLIP and CLIP on it, and `ctglip evaluate`.
+The images and reports do not match, so the numbers mean nothing: these tests check shapes, counts and the protocol."""
+import contextlib, io, json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from ctglip.core import embedded_case
+
+CTRATE_LABELS = ['Medical material', 'Arterial wall calcification', 'Cardiomegaly', 'Pericardial effusion',
+                 'Coronary artery wall calcification', 'Hiatal hernia', 'Lymphadenopathy', 'Emphysema', 'Atelectasis',
+                 'Lung nodule', 'Lung opacity', 'Pulmonary fibrotic sequela', 'Pleural effusion', 'Mosaic attenuation pattern',
+                 'Peribronchial thickening', 'Consolidation', 'Bronchiectasis', 'Interlobular septal thickening']  # CT-RATE's CSV header
+SENTENCES = ['A 12 mm cyst is seen in the liver.', 'The liver is normal in size.', 'The spleen is enlarged.', 'Both kidneys are normal.',
+             'A small stone in the left kidney.', 'Nodule in the lower lobe of the left lung.', 'No pleural effusion.',
+             'Atherosclerotic calcification of the abdominal aorta.', 'The gallbladder is unremarkable.', 'The pancreas is atrophic.']
+# the fixture's studies: split -> [(patient, reconstructions)]
+STUDIES = {'train': [(1, 2), (2, 1), (3, 1)], 'valid': [(1, 2), (2, 1), (3, 2), (4, 1), (5, 1), (6, 1)]}
+SPLIT_DIR = {'train': 'train_fixed', 'valid': 'valid_fixed'}
+REPORT_CSV = {'train': 'train_reports.csv', 'valid': 'validation_reports.csv'}
+META_CSV = {'train': 'train_metadata.csv', 'valid': 'validation_metadata.csv'}
+
+
+def _v2_to_v1_lut():
+    from ctglip.anatomy import id2name, name2id
+    lut, v1 = np.zeros(256, np.uint8), name2id('v1')
+    for i, n in id2name('v2').items(): lut[i] = v1.get(n, 0)
+    return lut
+
+
+def make_ctrate(root, studies=STUDIES, seed:int=0, mask_version:str='v2', blank_header:bool=False,
+                null_labels={'valid': {'Hiatal hernia': 0, 'Medical material': 1}}) -> dict:
+    """Write a CT-RATE-shaped dataset under `root` and return dict(root, volumes, labels={split: DataFrame}).
+
+    Volumes `dataset/<split>_fixed/<split>_<p>/<split>_<p>_a/<split>_<p>_a_<r>.nii.gz` are the embedded 3 mm abdominal CT,
+    cropped by a few voxels, sometimes flipped in x (the affine follows, so the anatomy stays in place) and shifted by a
+    few mm; their organ masks lie in `masks/` mirroring `dataset/` (even volumes) or flat as `masks/<VolumeName>` (odd).
+    Reports and labels are per study (identical across its reconstructions), labels random but fixed by `seed`;
+    `null_labels` forces a label column to one value in a split (a label without negatives or positives).
+    `mask_version='v1'` writes TotalSegmentator v1 ids. `blank_header=True` writes the volumes as CT-RATE v1 did: raw
+    values (HU = RescaleSlope * raw + RescaleIntercept), no affine, the array in DICOM order (i along the row cosine,
+    j along the column cosine, k along increasing slices, so that with ImageOrientationPatient [1,0,0,0,1,0] the
+    LPS position of voxel (i, j, k) is ImagePositionPatient + (i sx, j sy, k sz)), plus `metadata/<split>_metadata.csv`
+    with the geometry; their masks carry that fixed geometry (TotalSegmentator run on the fixed volume)."""
+    root = Path(root); case = embedded_case()
+    ct, seg = nib.load(case['image']), nib.load(case['mask'])
+    hu, lab, aff0 = np.asarray(ct.dataobj).astype(np.int16), np.asarray(seg.dataobj).astype(np.uint8), ct.affine
+    if mask_version == 'v1': lab = _v2_to_v1_lut()[lab]
+    rng = np.random.default_rng(seed); vols, labels, k = [], {}, 0
+    for split, st in studies.items():
+        reports, rows, meta = [], [], []
+        for p, n_rec in st:
+            y = dict(zip(CTRATE_LABELS, rng.integers(0, 2, len(CTRATE_LABELS)).tolist()))
+            y.update((null_labels or {}).get(split, {}))
+            text = rng.choice(SENTENCES, 3, replace=False)
+            for r in range(1, n_rec + 1):
+                name = f'{split}_{p}_a_{r}.nii.gz'; rel = Path(SPLIT_DIR[split])/f'{split}_{p}'/f'{split}_{p}_a'
+                lo, hi = rng.integers(0, 6, 3), rng.integers(0, 6, 3)
+                sl = tuple(slice(a, n - b) for a, n, b in zip(lo, hu.shape, hi))
+                img, msk = hu[sl], lab[sl]
+                aff = aff0.copy(); aff[:3, 3] += aff0[:3, :3] @ lo + rng.uniform(-5, 5, 3)
+                if rng.random() < .5 and not blank_header:   # flip x: voxel i holds what was at nx-1-i
+                    img, msk = img[::-1], msk[::-1]; aff = aff @ np.array([[-1, 0, 0, img.shape[0] - 1], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
+                if blank_header:   # DICOM order: LPS axes along i, j (flip x and y of the RAS-ordered array)
+                    img, msk = img[::-1, ::-1], msk[::-1, ::-1]
+                    aff = aff @ np.array([[-1, 0, 0, img.shape[0] - 1], [0, -1, 0, img.shape[1] - 1], [0, 0, 1, 0], [0, 0, 0, 1]])
+                    sp = np.sqrt((aff[:3, :3]**2).sum(0)); pos = aff[:3, 3] * [-1, -1, 1]   # RAS -> LPS
+                    meta.append(dict(VolumeName=name, XYSpacing=f'[{sp[0]:g}, {sp[1]:g}]', ZSpacing=f'{sp[2]:g}', RescaleSlope=1,
+                                     RescaleIntercept=-1024, ImagePositionPatient=f'[{pos[0]:.4f}, {pos[1]:.4f}, {pos[2]:.4f}]',
+                                     ImageOrientationPatient='[1, 0, 0, 0, 1, 0]'))
+                    vol = nib.Nifti1Image((np.ascontiguousarray(img).astype(np.int32) + 1024).astype(np.int16), None)
+                else: vol = nib.Nifti1Image(np.ascontiguousarray(img), aff)
+                path = root/'dataset'/rel/name; path.parent.mkdir(parents=True, exist_ok=True); nib.save(vol, path)
+                mpath = root/'masks'/(rel if k % 2 == 0 else '')/name; mpath.parent.mkdir(parents=True, exist_ok=True)
+                nib.save(nib.Nifti1Image(np.ascontiguousarray(msk), aff), mpath)
+                reports.append(dict(VolumeName=name, Findings_EN=' '.join(text[:2]), Impressions_EN=text[2]))
+                rows.append(dict(VolumeName=name, **y)); vols.append(path); k += 1
+        (root/'radiology_text_reports').mkdir(parents=True, exist_ok=True); (root/'multi_abnormality_labels').mkdir(exist_ok=True)
+        pd.DataFrame(reports).to_csv(root/'radiology_text_reports'/REPORT_CSV[split], index=False)
+        labels[split] = pd.DataFrame(rows)[['VolumeName'] + CTRATE_LABELS]
+        labels[split].to_csv(root/'multi_abnormality_labels'/f'{split}_predicted_labels.csv', index=False)
+        if blank_header:
+            (root/'metadata').mkdir(exist_ok=True); pd.DataFrame(meta).to_csv(root/'metadata'/META_CSV[split], index=False)
+    return dict(root=root, volumes=vols, labels=labels)
+
+
+def ctglip(*args) -> tuple:
+    "Run the `ctglip` command in this process: (exit status, stdout, stderr)."
+    from ctglip.cli import main
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err): rc = main([str(a) for a in args])
+    return rc, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope='module')
+def ctrate(tmp_path_factory):
+    return make_ctrate(tmp_path_factory.mktemp('ctrate')/'CT-RATE')
+
+
+@pytest.fixture(scope='module')
+def runs(ctrate):
+    "A CT-GLIP and a CLIP run of 3 tiny steps on the fixture (one work folder: pairs and cache built once)."
+    base = ctrate['root'].parent; work = base/'work'; res = dict(work=work)
+    # the fixture's abdominal CT cuts the lungs and the aorta (and so does the tiny 32^3 crop): keep truncated and mostly cropped
+    # organs paired so that CT-RATE's lung and aorta labels have units to ground to
+    for name, extra in (('ctglip', []), ('clip', ['train.model=clip'])):
+        rc, out, err = ctglip('train', '--preset', 'tiny', '--data', ctrate['root'], '--work', work, '--out', base/name, 'steps=3',
+                              'data.keep_truncated=true', 'data.min_organ_fraction=0.05', *extra)
+        assert rc == 0, err[-2000:]
+        res[name] = base/name
+    return res
+
+
+def _evaluate(ctrate, runs, model, out, *extra):
+    rc, stdout, err = ctglip('evaluate', runs[model], '--data', ctrate['root'], '--work', runs['work'], '--split', 'valid',
+                             '--label-set', 'ct-rate', '--out', out, '--n-boot', 50, *extra)
+    assert rc == 0, err[-2000:]
+    return json.loads((Path(out)/'metrics.json').read_text()), pd.read_csv(Path(out)/'scores.csv', index_col=0), stdout
+
+
+def test_fixture_is_ctrate_shaped(ctrate):
+    from ctglip.data.layout import find_scans
+    scans = find_scans(ctrate['root'])
+    test = {s.split: sum(t.split == s.split for t in scans) for s in scans}
+    assert test == {'train': 4, 'valid': 8}
+    assert all(s.mask and s.findings and s.impression for s in scans)
+    assert {Path(s.mask).parent.name == 'masks' for s in scans} == {True, False}   # flat masks and a tree mirroring dataset/
+    assert list(ctrate['labels']['valid'].columns[1:]) == CTRATE_LABELS
+
+
+def test_evaluate_ctglip_and_clip(ctrate, runs, tmp_path):
+    from ctglip.data.layout import study_id
+    from ctglip.data.labels import label_names
+    csv = ctrate['labels']['valid'].assign(scan_id=lambda d: d.VolumeName.str[:-7]).set_index('scan_id')
+    got = {}
+    for model in ('ctglip', 'clip'):
+        res, scores, stdout = _evaluate(ctrate, runs, model, tmp_path/model)
+        got[model] = res, scores
+        assert list(res) == ['labels', 'macro_auc', 'macro_auc_ci', 'macro_f1', 'macro_f1_ci', 'macro_accuracy', 'macro_precision',
+                             'macro_recall', 'n_labels_macro', 'n_scans', 'n_calibration', 'protocol', 'model', 'run', 'split', 'label_set']
+        assert (res['model'], res['split'], res['label_set']) == (model, 'valid', 'ct-rate')
+        assert list(res['labels']) == label_names('ct-rate') == CTRATE_LABELS
+        scored, cal = scores.index[scores.part == 'scored'], scores.index[scores.part == 'calibration']
+        assert (res['n_scans'], res['n_calibration']) == (len(scored), len(cal)) and len(scored) + len(cal) == 8
+        assert not {study_id(s) for s in scored} & {study_id(s) for s in cal}   # whole studies on one side
+        assert res['protocol']['not_scored'] == {} and res['protocol']['level'] == ('organ' if model == 'ctglip' else 'scan')
+        for name, m in res['labels'].items():
+            y = csv.loc[scored, name]
+            assert (m['n_pos'], m['n']) == (int(y.sum()), len(scored)), name
+            both = 0 < y.sum() < len(y)
+            assert (m['auc'] is None) == (not both) and (m['auc_ci'] is None) == (not both), name
+            if both: assert 0 <= m['auc'] <= 1 and m['auc_ci'][0] <= m['auc'] <= m['auc_ci'][1]
+            assert set(m) >= {'auc', 'auc_ci', 'f1', 'accuracy', 'precision', 'recall', 'n_pos', 'n', 'threshold'}
+        assert res['labels']['Hiatal hernia']['auc'] is None and res['labels']['Medical material']['auc'] is None   # no positives / no negatives
+        aucs = [m['auc'] for m in res['labels'].values() if m['auc'] is not None]
+        assert res['n_labels_macro'] == len(aucs) and abs(res['macro_auc'] - np.mean(aucs)) < 1e-12
+        md = (tmp_path/model/'metrics.md').read_text().splitlines()
+        assert md[2].startswith('| Abnormality | AUC |') and len(md) == 4 + 18 + 1 and md[-1].startswith('| **Mean')
+        assert pd.read_csv(tmp_path/model/'metrics.csv').label.tolist() == CTRATE_LABELS + ['macro']
+        assert 'macro AUC' in stdout
+    (g, sg), (c, sc) = got['ctglip'], got['clip']
+    assert sg.index.tolist() == sc.index.tolist() and (sg.part == sc.part).all()   # both models on the same scans and parts
+    assert all(m['n_grounded'] == 0 for m in c['labels'].values())
+    assert g['labels']['Medical material']['n_grounded'] == g['labels']['Lymphadenopathy']['n_grounded'] == 0   # no pairing unit
+    assert g['labels']['Arterial wall calcification']['units'] == ['aorta'] and g['labels']['Arterial wall calcification']['n_grounded'] > 0
+    assert g['labels']['Emphysema']['units'] == ['lung'] and g['labels']['Emphysema']['n_grounded'] < g['n_scans']   # lungs outside the crop: scan level
+
+
+def test_threshold_split_scores_the_whole_split(ctrate, runs, tmp_path):
+    res, scores, _ = _evaluate(ctrate, runs, 'ctglip', tmp_path/'o', '--threshold-split', 'train')
+    valid = ctrate['labels']['valid']
+    assert (res['n_scans'], res['n_calibration']) == (8, 4)
+    assert {k: m['n_pos'] for k, m in res['labels'].items()} == valid[CTRATE_LABELS].sum().to_dict()
+    assert set(scores.index[scores.part == 'calibration']) == {f"train_{p}_a_{r}" for p, n in STUDIES['train'] for r in range(1, n + 1)}
+    assert res['protocol']['threshold']['on'] == 'split train'
+
+
+def test_bad_labels_are_one_line_errors(ctrate, runs, tmp_path):
+    bad = ctrate['labels']['valid'].copy(); bad.loc[3, 'Emphysema'] = 2; bad.to_csv(tmp_path/'bad.csv', index=False)
+    rc, _, err = ctglip('evaluate', runs['ctglip'], '--data', ctrate['root'], '--labels', tmp_path/'bad.csv', '--out', tmp_path/'o')
+    assert rc == 2 and err.count('\n') == 1 and "bad.csv: row 5, column 'Emphysema': value 2 is not 0 or 1" in err
+    rc, _, err = ctglip('evaluate', runs['ctglip'], '--data', ctrate['root'], '--work', runs['work'], '--split', 'test', '--out', tmp_path/'o')
+    assert rc == 2 and err.count('\n') == 1 and "no cached scans in split 'test'" in err
+
+
+def test_v1_ids_and_blank_headers(tmp_path):
+    "The variants a later test needs (the cache does not read them yet): v1 mask ids; raw values without a header, geometry in metadata."
+    import ast
+    from ctglip.anatomy import id2name
+    st = {'valid': [(1, 1), (2, 1), (3, 1)]}
+    d = make_ctrate(tmp_path/'v1', studies=st, mask_version='v1', blank_header=True)
+    ref = make_ctrate(tmp_path/'v2', studies=st)   # the same seed: the same crops and shifts, a proper header
+    meta = pd.read_csv(d['root']/'metadata'/'validation_metadata.csv')
+    assert {'VolumeName', 'XYSpacing', 'ZSpacing', 'RescaleSlope', 'RescaleIntercept', 'ImagePositionPatient', 'ImageOrientationPatient'} <= set(meta.columns)
+    v1 = set(id2name('v1')); g = np.random.default_rng(0)
+    for path, rpath, row in zip(d['volumes'], ref['volumes'], meta.itertuples()):
+        img, r = nib.load(path), nib.load(rpath)
+        assert path.name == row.VolumeName and img.header['sform_code'] == img.header['qform_code'] == 0
+        sx, sy = ast.literal_eval(row.XYSpacing); pos = ast.literal_eval(row.ImagePositionPatient)
+        aff = np.diag([-sx, -sy, row.ZSpacing, 1.]); aff[:3, 3] = [-pos[0], -pos[1], pos[2]]   # DICOM LPS geometry -> RAS affine
+        hu = row.RescaleSlope * np.asarray(img.dataobj) + row.RescaleIntercept
+        ijk = np.stack([g.integers(0, n, 500) for n in hu.shape], 1)
+        k = np.linalg.solve(r.affine, (aff @ np.c_[ijk, np.ones(500)].T))[:3].T   # the same world points in the reference volume
+        assert np.abs(k - np.rint(k)).max() < 1e-3; k = np.rint(k).astype(int)
+        assert (hu[tuple(ijk.T)] == np.asarray(r.dataobj)[tuple(k.T)]).all()
+        rel = path.relative_to(d['root']/'dataset'); mp = d['root']/'masks'/rel
+        m = nib.load(mp if mp.exists() else d['root']/'masks'/path.name)
+        assert np.allclose(m.affine, aff, atol=1e-3) and set(np.unique(np.asarray(m.dataobj))) - {0} <= v1
+        ml = np.asarray(m.dataobj)[tuple(ijk.T)]; rm = nib.load(ref['root']/'masks'/(rel if mp.exists() else path.name))
+        assert (ml == _v2_to_v1_lut()[np.asarray(rm.dataobj)[tuple(k.T)]]).all()
