@@ -19,7 +19,7 @@ from _common import model_bench_setup, machine, timeit, table, check, synthetic_
 
 from ctglip.config import get_config, override
 from ctglip.core import get_device, set_seed
-from ctglip.data.cache import to_device
+from ctglip.data.dataset import to_device
 from ctglip.train import build_model
 
 

@@ -21,7 +21,7 @@ from _common import machine, timeit, table, check
 
 from ctglip.core import embedded_case
 from ctglip.data import cache as C
-from ctglip.data.cache import cache_scan, cache_cli, organ_boxes, foreground_box, make_toy_dataset, find_scans
+from ctglip.data.cache import cache_scan, cache_cli, organ_boxes, foreground_box
 
 WINDOW = (-1000., 1000.)
 
@@ -213,8 +213,6 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as d:
         d = Path(d); sp = (1.5, 1.5, 1.5)
         if a.smoke:
-            ds = make_toy_dataset(d/'toy', n=1, shape=(64, 56, 48)); toy = find_scans(ds)[0]
-            rows.append(run_case('toy 64x56x48 @3mm -> 4mm', toy, (4., 4., 4.), d/'cache', a.n or 3, 1))
             real = resampled_case(d, 'embedded_int16', (3., 3., 3.))
             rows.append(run_case('embedded int16 @3mm -> 2mm', real, (2., 2., 2.), d/'cache', a.n or 2, 1))
             large = resampled_case(d, 'large_smoke', (5., 5., 6.), (80, 80, 50)); lsp, n_copies, n_inf = (6., 6., 6.), 4, 2

@@ -47,8 +47,6 @@ class DataConfig:
     aug_hu_scale:float=0.05 # HU multiplied by 1 +- this, about water (0 HU) *(ours)*
     aug_hu_shift:float=20.0 # HU shifted by +- this *(ours)*
     aug_noise_hu:float=15.0 # std of Gaussian noise, HU, drawn in [0, this] *(ours)*
-    aug_intensity:float=0.0 # deprecated: on-device scale/shift of the windowed image in `data.cache.to_device` (use aug_hu_scale, aug_hu_shift)
-    aug_noise:float=0.0 # deprecated: on-device noise std in windowed units in `data.cache.to_device` (use aug_noise_hu)
     val_split:str='valid' # split name of the validation pairs
     label_version:Literal['v1','v2']='v2' # TotalSegmentator id version of the masks
 
@@ -146,8 +144,8 @@ def validate(c:Config): # the config to check
     _check(0 <= d.aug_crop_xy < 1 and 0 <= d.aug_scale < 1 and 0 <= d.aug_hu_scale < 1, "data.aug_crop_xy, aug_scale, aug_hu_scale must be in [0, 1)")
     _check(0 <= d.aug_rotate <= 90 and 0 <= d.aug_tilt < 45, f"data.aug_rotate must be in [0, 90] and aug_tilt in [0, 45) degrees, got {d.aug_rotate}, {d.aug_tilt}")
     _check(0 < d.aug_thickness[0] <= d.aug_thickness[1], f"data.aug_thickness needs 0 < lo <= hi mm, got {d.aug_thickness}")
-    _check(d.aug_slab_mm > 0 and min(d.aug_contrast, d.aug_hu_shift, d.aug_noise_hu, d.aug_intensity, d.aug_noise, d.crop_jitter) >= 0,
-           "data.aug_slab_mm must be > 0; aug_contrast, aug_hu_shift, aug_noise_hu, aug_intensity, aug_noise, crop_jitter >= 0")
+    _check(d.aug_slab_mm > 0 and min(d.aug_contrast, d.aug_hu_shift, d.aug_noise_hu, d.crop_jitter) >= 0,
+           "data.aug_slab_mm must be > 0; aug_contrast, aug_hu_shift, aug_noise_hu, crop_jitter >= 0")
     _check(m.embed_dim > 0 and len(m.cnn_widths) > 0, "model.embed_dim and model.cnn_widths must be positive")
     _check(m.cnn_stem in (1,2,4), f"model.cnn_stem must be 1, 2 or 4, got {m.cnn_stem}")
     _check(0 <= m.pool_level < len(m.cnn_widths), f"model.pool_level must be < len(model.cnn_widths)={len(m.cnn_widths)}")

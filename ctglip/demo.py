@@ -200,7 +200,7 @@ def report_figures(res:dict, runs:dict) -> list:
     S = scores_frame({names[m]: r for m, r in res.items()})
     figs = [('Zero-shot AUC per (organ, abnormality), with 95% bootstrap CIs', auc_figure({names[m]: r['abnormality']['table'] for m, r in res.items()})),
             ('Zero-shot F1 at the Youden threshold', auc_figure({names[m]: r['abnormality']['table'] for m, r in res.items()}, metric='f1'))]
-    t = res['ctglip']['abnormality']['table'].sort_values('n_pos', ascending=False).head(6)
+    t = res['ctglip']['abnormality']['table']; t = t[(t.n_pos > 0) & (t.n > t.n_pos)].sort_values('n_pos', ascending=False).head(6)   # tasks with test cases of both kinds
     figs += [(f"ROC: {a} ({o})", roc_figure(S, o, a, height=340)) for o, a in zip(t.organ, t.abnormality)]
     if res['ctglip'].get('organ'):
         figs += [('CT-GLIP zero-shot organ recognition: accuracy per organ (candidates: all pairing units)', organ_figure(res['ctglip']['organ']['per_organ'])),

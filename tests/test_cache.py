@@ -7,8 +7,14 @@ import numpy as np
 import pytest
 
 from ctglip.core import CtglipError, embedded_case
-from ctglip.data.cache import (_fast_pair, _read_pair, cache_scan, build_cache, find_scans, make_toy_dataset,
-                               merge_manifests, cache_cli, Cache)
+from ctglip.data.cache import _fast_pair, _read_pair, cache_scan, build_cache, merge_manifests, cache_cli, Cache
+from ctglip.data.layout import find_scans
+from ctglip.synth.core import generate
+
+
+def _scans(folder, n):
+    "`n` small SynthCT scans as the dicts `build_cache` takes."
+    return [dict(scan_id=s.scan_id, split=s.split, image=s.image, mask=s.mask) for s in find_scans(generate(folder, n, seed=0, size='demo', workers=1))]
 
 
 def _same(image, mask, spacing):
@@ -43,7 +49,7 @@ def test_fast_path_applies_scaling(tmp_path):
 
 
 def test_unusual_inputs_take_the_careful_path(tmp_path):
-    ds = make_toy_dataset(tmp_path/'toy', n=1); s = find_scans(ds)[0]
+    s = _scans(tmp_path/'synth', 1)[0]
     folder = tmp_path/'perclass'; folder.mkdir()                                      # per-class mask folder
     lab = nib.load(s['mask']); arr = np.asanyarray(lab.dataobj)
     for i, name in ((5, 'liver'), (1, 'spleen')): nib.save(nib.Nifti1Image((arr == i).astype(np.uint8), lab.affine), folder/f'{name}.nii.gz')
@@ -53,7 +59,7 @@ def test_unusual_inputs_take_the_careful_path(tmp_path):
 
 
 def test_bad_scans_are_listed_with_reasons(tmp_path):
-    ds = make_toy_dataset(tmp_path/'toy', n=4); scans = find_scans(ds)
+    scans = _scans(tmp_path/'synth', 4)
     Path(scans[0]['mask']).write_bytes(b'\x1f\x8b broken')                            # corrupt gzip
     img = nib.load(scans[1]['image']); a = np.asanyarray(img.dataobj).astype(np.float32); a[0, 0, 0] = np.nan
     nib.save(nib.Nifti1Image(a, img.affine), scans[1]['image'])                      # NaN voxel
@@ -108,7 +114,7 @@ def test_cache_scan_fast_equals_careful_on_disk(tmp_path):
 
 
 def test_shards_write_their_own_manifests_and_merge(tmp_path):
-    ds = make_toy_dataset(tmp_path/'toy', n=5); scans = find_scans(ds); out = tmp_path/'cache'
+    scans = _scans(tmp_path/'synth', 5); out = tmp_path/'cache'
     m0 = build_cache(scans, out, (4., 4., 4.), workers=1, shard=(0, 3))
     m2 = build_cache(scans, out, (4., 4., 4.), workers=1, shard=(2, 3))
     assert (m0['shard'], m2['shard']) == ([0, 3], [2, 3]) and not (out/'manifest.json').exists()
@@ -118,4 +124,4 @@ def test_shards_write_their_own_manifests_and_merge(tmp_path):
     man = build_cache(scans, out, (4., 4., 4.), workers=1, shard=(1, 3))             # the last shard merges
     assert man['shards'] == 3 and sorted(man['scans']) == [s['scan_id'] for s in scans]
     assert json.loads((out/'manifest.json').read_text()) == man == merge_manifests(out, 3)
-    assert cache_cli([str(ds), '--out', str(out), '--merge']) == 0 and len(Cache(out)) == 5
+    assert cache_cli([str(tmp_path/'synth'), '--out', str(out), '--merge']) == 0 and len(Cache(out)) == 5

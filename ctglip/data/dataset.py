@@ -20,7 +20,7 @@ from .pairing import dataset_pairs, pairing_policy
 from .dictionary import AbnormalityDictionary, build_dictionary
 from .cache import Cache, build_cache, foreground_box
 from .volume import Volume, resample_pair
-from .transform import scan_transform
+from .transform import scan_transform, label_counts
 
 # %% auto #0
 __all__ = ['DataPaths', 'prepare_data', 'check_cache', 'scan_arrays', 'negatives_dictionary', 'sample_negatives', 'CacheDataset',
@@ -64,18 +64,18 @@ def prepare_data(data, # a dataset folder, a pairs .jsonl file (scans.jsonl besi
         if not _cache_done(res.cache, scans):
             log.info(f"building the cache {res.cache}")
             build_cache([dict(scan_id=s.scan_id, split=s.split, image=s.image, mask=s.mask) for s in scans], res.cache,
-                        cfg.data.spacing, cfg.data.hu_window, workers=workers)
+                        cfg.data.spacing, cfg.data.hu_window, workers=workers, label_version=cfg.data.label_version)
     if dist.is_available() and dist.is_initialized(): dist.barrier()
     return res
 
 # %% ../../nbs/18_data.dataset.ipynb #70bc0fce
 def check_cache(cache:Cache, cfg):
-    "Raise `CtglipError` when the cache was built with another spacing or HU window than `cfg.data`."
-    want = (tuple(map(float, cfg.data.spacing)), tuple(map(float, cfg.data.hu_window)))
-    have = (tuple(map(float, cache.spacing)), tuple(map(float, cache.hu_window)))
+    "Raise `CtglipError` when the cache was built with another spacing, HU window or mask id version than `cfg.data`."
+    want = (tuple(map(float, cfg.data.spacing)), tuple(map(float, cfg.data.hu_window)), cfg.data.label_version)
+    have = (tuple(map(float, cache.spacing)), tuple(map(float, cache.hu_window)), cache.manifest.get('label_version', 'v2'))
     if want != have:
-        raise CtglipError(f"cache built with spacing {have[0]} mm and HU window {have[1]}, the config asks for spacing "
-                          f"{want[0]} mm and HU window {want[1]}: build a cache for this config (another --work or cache folder)", cache.path)
+        raise CtglipError(f"cache built with spacing {have[0]} mm, HU window {have[1]} and {have[2]} masks, the config asks for spacing "
+                          f"{want[0]} mm, HU window {want[1]} and {want[2]} masks: build a cache for this config (another --work or cache folder)", cache.path)
 
 # %% ../../nbs/18_data.dataset.ipynb #7d77462f
 def scan_arrays(image:Volume, # a CT in HU (any spacing and orientation: `load_volume`)
@@ -152,7 +152,7 @@ CacheDataset.slab = _slab
 def _keep(self:CacheDataset, sid:str, out:dict) -> list:
     "(pair, label ids) of the pairs whose organ survives the transform."
     d, boxes = self.cfg.data, self.cache.scans[sid]['boxes']
-    counts = np.bincount(out['label'].ravel(), minlength=256); keep = []
+    counts = label_counts(out['label']); keep = []
     min_frac = 0. if self.slab_mm else d.min_organ_fraction
     for r in self.pairs[sid]:
         ids = [int(j) for j in r['label_ids'] if 0 < int(j) < 256]

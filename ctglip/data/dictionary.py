@@ -72,6 +72,7 @@ class AbnormalityDictionary:
         self.by_organ = {o: list(g.name) for o, g in self.df.groupby('organ', sort=False)}
         self.syn = {}
         for n, s in zip(self.df.name, self.df.synonyms): self.syn.setdefault(n.lower(), set()).update(x.lower() for x in [n, *_split(s)])
+        self._forms, self._pools = {}, {}   # memos: forms of a phrase, negative pool of (organ, findings)
     @classmethod
     def load(cls, name_or_path='seed'): return cls(load_dictionary(name_or_path))
     def __len__(self): return len(self.df)
@@ -79,10 +80,13 @@ class AbnormalityDictionary:
     def entries(self, organ:str) -> list: return list(self.by_organ.get(organ, []))
     def forms(self, phrase:str) -> set:
         "A phrase with all its synonyms (lower case)."
-        p = phrase.lower(); out = {p} | self.syn.get(p, set())
-        for n, s in self.syn.items():
-            if p in s: out |= s | {n}
-        return out
+        p = phrase.lower()
+        if p not in self._forms:
+            out = {p} | self.syn.get(p, set())
+            for n, s in self.syn.items():
+                if p in s: out |= s | {n}
+            self._forms[p] = frozenset(out)
+        return set(self._forms[p])
     def _clash(self, entry, banned):
         return any(a == b or f' {a} ' in f' {b} ' or f' {b} ' in f' {a} ' for a in self.forms(entry) for b in banned)
     def sample_negatives(self, organ:str, # pairing group of the pair
@@ -91,9 +95,12 @@ class AbnormalityDictionary:
                          rng:np.random.Generator|None=None, template:str='{name}') -> list:
         "K negative phrases for a pair of `organ` that exclude its findings and their synonyms."
         rng = rng if rng is not None else np.random.default_rng()
-        banned = set().union(*[self.forms(f) for f in exclude_findings]) if len(exclude_findings) else set()
-        pool = [e for e in self.entries(organ) if not self._clash(e, banned)]
-        if not pool: pool = sorted({e for e in self.df.name if not self._clash(e, banned)})
+        key = (organ, tuple(sorted(exclude_findings)))
+        if key not in self._pools:
+            banned = set().union(*[self.forms(f) for f in exclude_findings]) if len(exclude_findings) else set()
+            pool = [e for e in self.entries(organ) if not self._clash(e, banned)]
+            self._pools[key] = pool or sorted({e for e in self.df.name if not self._clash(e, banned)})
+        pool = self._pools[key]
         if not pool or k <= 0: return []
         idx = np.concatenate([rng.permutation(len(pool)) for _ in range(-(-k // len(pool)))])[:k]
         return [template.format(name=pool[i], organ=organ.replace('_', ' ')) for i in idx]
