@@ -160,6 +160,7 @@ def aug_rows(c:dict, cache, pairs, reports, dev, core:dict) -> list:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--smoke', action='store_true')
+    p.add_argument('--case', default=None, choices=['cpu-demo', 'gpu-cnn'], help='only this case (default: both)')
     a = p.parse_args(argv); warnings.filterwarnings('ignore'); torch.set_num_threads(1)
     dev = get_device('auto'); cuda = dev.type == 'cuda'
     # per: batches per timed window (even, so that two workers' batches, which arrive in pairs, fill whole windows)
@@ -168,6 +169,7 @@ def main(argv=None):
     else: cases = [dict(name='cpu-demo', cfg=get_config('cpu-demo'), data=('synth', 24, 'demo'), train=True, per=6, workers=[0, 1, 2], steps=(2, 7)),
                    dict(name='gpu-cnn', cfg=get_config('gpu-cnn', ['train.batch_size=4']), data=('embedded', 16), train=cuda, per=2,
                         workers=[0, 1, 2], steps=(3, 10))]
+    cases = [c for c in cases if a.case in (None, c['name'])]
     evals, augs, cores, notes = [], [], [], []
     for c in cases:
         with tempfile.TemporaryDirectory() as d:
