@@ -23,6 +23,7 @@ from .data.dictionary import dictionary_cli
 from .data.dataset import prepare_data, split_loader
 from .synth.core import generate, SynthConfig
 from .eval.transfer import organ_transfer, transfer_table, SLABS_MM
+from .eval.ceiling import train_ceiling, score_ceiling, histogram_probe
 
 # %% auto #0
 __all__ = ['DEMO_SETTINGS', 'demo_settings', 'make_data', 'train_models', 'evaluate_models', 'demo_metrics', 'headline_rows',
@@ -120,6 +121,11 @@ def evaluate_models(out:Path, data:dict, s:dict, n_boot:int=1000, min_pos:int=3,
     res['ctglip']['vs_clip'] = compare(res['ctglip'], res['clip'], n_boot=n_boot, seed=s['seed'])   # paired: the same resampled test scans
     _log("organ recognition on slabs of the test scans (transfer)")
     res['ctglip']['transfer'] = organ_transfer(models['ctglip'], data['paths'], cfgs['ctglip'], 'test', SLABS_MM, seed=s['seed'])
+    _log("supervised ceiling: the same encoder trained with the labels of the same tasks, scans and budget")
+    dev = get_device(cfgs['ctglip'].train.device)
+    ceil = train_ceiling(cfgs['ctglip'], data['paths'], tasks, seed=s['seed'], device=dev)
+    res['ctglip']['ceiling'] = score_ceiling(ceil, data['paths'], cfgs['ctglip'], tasks, n_boot, s['seed'])
+    res['ctglip']['histogram_probe'] = histogram_probe(data['paths'], cfgs['ctglip'], tasks, n_boot, s['seed'])   # no encoder: what the HU alone carry
     return res
 
 # %% ../nbs/80_demo.ipynb #6fb93d53
@@ -138,6 +144,9 @@ def demo_metrics(res:dict, data:dict, s:dict, runs:dict, seconds:dict) -> dict:
     out['difference']['per_task_auc'] = {': '.join(t['task']): dict(estimate=t['estimate'], ci=t['ci']) for t in dif['auc'].get('per_task') or []}
     out['config'] = dict(preset=s['preset'], seed=s['seed'], device=s['device'], overrides=s['overrides'], synth=dict(n=s['n'], size=s['size'], splits=list(s['splits'])),
                          **{m: to_dict(c) for m, c in s['configs'].items()})
+    for k in ('ceiling', 'histogram_probe'):
+        mn = (res['ctglip'].get(k) or {}).get('mean') or {}
+        out[k] = dict(abnormality_auc_mean=mn.get('auc'), abnormality_auc_mean_ci=[mn.get('auc_lo'), mn.get('auc_hi')])
     tr = res['ctglip'].get('transfer')
     if tr: out['ctglip']['organ_top1_slabs'] = {k: v for k, v in tr['top1'].items() if k != 'all'}; out['ctglip']['organ_n_slabs'] = dict(tr['n'])
     out['data'] = {k: data[k] for k in ('n_train', 'n_valid', 'n_test', 'n_pairs')}
@@ -159,6 +168,9 @@ def headline_rows(metrics:dict) -> list:
     for name, key in [('abnormality AUC, mean', 'auc'), ('abnormality F1, mean (threshold from validation)', 'f1'), ('abnormality accuracy, mean', 'accuracy')]:
         kk = f'abnormality_{key}_mean'
         rows.append((name, _fmt(c.get(kk), c.get(kk + '_ci')), _fmt(k.get(kk), k.get(kk + '_ci'))))
+    for name, key in [('supervised ceiling, AUC mean (same encoder, labels)', 'ceiling'), ('HU-histogram probe, AUC mean (no encoder)', 'histogram_probe')]:
+        d = metrics.get(key) or {}
+        rows.append((name, _fmt(d.get('abnormality_auc_mean'), d.get('abnormality_auc_mean_ci') if None not in (d.get('abnormality_auc_mean_ci') or [None]) else None), ''))
     for name, key in [('AUC difference CT-GLIP - CLIP (paired)', 'auc'), ('F1 difference CT-GLIP - CLIP (paired)', 'f1')]:
         d = (metrics.get('difference') or {}).get(f'abnormality_{key}_mean') or {}
         rows.append((name, _fmt(d.get('estimate'), d.get('ci')), ''))

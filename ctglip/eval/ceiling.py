@@ -251,6 +251,7 @@ def histogram_probe(paths, cfg, tasks:Sequence[tuple], # `prepare_data` output, 
     S = np.full(y.shape, np.nan)
     for j in range(len(tasks)):
         m, mt = ~np.isnan(ytr[:, j]), ~np.isnan(y[:, j])
+        if not mt.any(): continue                      # no test unit of this task
         if len(set(ytr[m, j])) < 2: S[mt, j] = 0.; continue
         clf = LogisticRegression(C=C, max_iter=2000, class_weight='balanced').fit((Ftr[m] - mu) / sd, ytr[m, j].astype(int))
         S[mt, j] = clf.decision_function((Fte[mt] - mu) / sd)
