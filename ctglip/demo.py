@@ -22,7 +22,7 @@ from .data.pairing import pairing_stats
 from .data.dictionary import dictionary_cli
 from .data.dataset import prepare_data, split_loader
 from .synth.core import generate, SynthConfig
-from .eval.transfer import organ_transfer, transfer_table, SLABS_MM
+from .eval.transfer import organ_transfer, SLABS_MM
 from .eval.ceiling import train_ceiling, score_ceiling, histogram_probe
 
 # %% auto #0
@@ -271,8 +271,6 @@ def run_demo(out='runs/demo', # output folder
     seconds['total'] = metrics['timing_s']['total'] = round(time.perf_counter() - t0, 1)
     for f in [out/'metrics.json'] + ([Path(results)] if results else []):
         with atomic_path(f) as t: Path(t).write_text(json.dumps(metrics, indent=1, default=float) + '\n')
-    for f in ('metrics.json', 'report.html', 'dictionary.csv'):   # atomic writes are private (0600); these are for reading
-        if (out/f).exists(): os.chmod(out/f, 0o644)
     print('\n' + headline(metrics))
     _log(f"done in {seconds['total']:.0f} s: {out/'metrics.json'}, {out/'report.html'}; try: ctglip predict {out/'ctglip'} IMAGE MASK")
     return metrics

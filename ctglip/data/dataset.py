@@ -108,6 +108,12 @@ def sample_negatives(organ:str, # pairing unit
     return list(dictionary.sample_negatives(organ, list(findings), k, rng=rng))
 
 # %% ../../nbs/18_data.dataset.ipynb #d0fef4dc
+def _box_counts(boxes:dict) -> np.ndarray:
+    "int64 (256,) voxels per label id, from a cache manifest's organ boxes."
+    out = np.zeros(256, np.int64)
+    for k, b in boxes.items(): out[int(k)] = b[6]
+    return out
+
 class CacheDataset(torch.utils.data.Dataset):
     "Cached scans of one split, their pairs and reports, through the one transform."
     def __init__(self, cache, # a `Cache` or its folder
@@ -127,6 +133,7 @@ class CacheDataset(torch.utils.data.Dataset):
         self.cfg, self.train, self.split, self.slab_mm, self.slab_seed = cfg, train, split, slab_mm, slab_seed
         self.pairs = {s:rs for s,rs in pairs_by_scan([r for r in pairs if split is None or r.get('split') == split]).items()}
         self.ids = sorted(s for s in self.pairs if s in self.cache)
+        self.counts = {s: _box_counts(self.cache.scans[s]['boxes']) for s in self.ids}   # voxels per label id of each cached scan
         self.missing = sorted(s for s in self.pairs if s not in self.cache)
         log = get_logger('ctglip.data')
         if self.missing: log.warning(f"{len(self.missing)} scans with pairs are not in the cache (e.g. {self.missing[0]}); skipped")
@@ -169,9 +176,7 @@ CacheDataset.keep = _keep
 def _load(self:CacheDataset, i:int, pos:int) -> dict:
     sid = self.ids[i]; meta = self.cache.scans[sid]; rng = _rng(self.cfg.train.seed, pos, i)
     img, lab = self.cache.arrays(sid)
-    counts = np.zeros(256, np.int64)
-    for k, b in meta['boxes'].items(): counts[int(k)] = b[6]
-    sample = dict(image=img, label=lab, fg_box=meta['fg_box'], rng=rng, label_counts=counts)
+    sample = dict(image=img, label=lab, fg_box=meta['fg_box'], rng=rng, label_counts=self.counts[sid])
     if self.slab_mm:
         sample['slab'] = self.slab(i, img.shape[2])
         if sample['slab'] is None: del sample['slab']
