@@ -13,9 +13,9 @@ import pandas as pd
 from .core import CtglipError
 
 # %% auto #0
-__all__ = ['VERSIONS', 'CONTRAST_PHASES', 'load_organs', 'load_groups', 'id2name', 'name2id', 'organ_names', 'v1_to_v2',
-           'check_label_ids', 'remap_labels', 'pair_organs', 'group_of', 'group_label_ids', 'readable', 'group_lut',
-           'organ_terms', 'contrast_enhancement']
+__all__ = ['VERSIONS', 'LUNG_UNITS', 'CONTRAST_PHASES', 'load_organs', 'load_groups', 'id2name', 'name2id', 'organ_names',
+           'v1_to_v2', 'check_label_ids', 'remap_labels', 'units_of', 'pair_organs', 'base_group', 'group_of',
+           'group_label_ids', 'readable', 'group_lut', 'organ_terms', 'contrast_enhancement']
 
 # %% ../nbs/01_anatomy.ipynb #e9dd68d3
 def _asset(name): return files('ctglip')/'assets'/name
@@ -29,13 +29,16 @@ def _organs():
 @lru_cache(None)
 def _groups(): return pd.read_csv(_asset('organ_groups.csv'), dtype=str, keep_default_na=False)
 
+def _top(): g = _groups(); return g[g.parent == '']
+
 def load_organs() -> pd.DataFrame:
     "The organ vocabulary: one row per TotalSegmentator class name (`id`/`id_v1` are 0 where a version lacks it)."
     return _organs().copy()
 
-def load_groups() -> pd.DataFrame:
+def load_groups(sub:bool=False, # also the finer units (`lung_right`, ...), whose `parent` names their group
+               ) -> pd.DataFrame:
     "The pairing units (`group`) with region, readable name, report synonyms and adjectives ('|'-separated)."
-    return _groups().copy()
+    return (_groups() if sub else _top()).reset_index(drop=True).copy()
 
 # %% ../nbs/01_anatomy.ipynb #54d0a822
 VERSIONS = ('v2', 'v1')
@@ -84,23 +87,49 @@ def remap_labels(lab:np.ndarray, # integer label map
     return lut[lab]
 
 # %% ../nbs/01_anatomy.ipynb #eaa82adf
-def pair_organs() -> list:
-    "The pairing units (groups) in vocabulary order: the organ-prompt vocabulary."
-    return list(_groups().group)
+LUNG_UNITS = ('lung', 'sides', 'lobes') # the five lobes pair as one `lung`, as `lung_right`/`lung_left`, or one by one
 
-def group_of(name:str) -> str:
-    "The pairing group of a class name (a group name maps to itself)."
-    df = _organs()
+def _check_lung(lung_units):
+    if lung_units not in LUNG_UNITS: raise CtglipError(f"unknown lung units {lung_units!r} (use one of {', '.join(LUNG_UNITS)})")
+
+def units_of(group:str, lung_units:str='lung') -> list:
+    "The pairing units a group splits into under a lung setting ('lung' -> ['lung_right', 'lung_left'] for 'sides')."
+    _check_lung(lung_units); g = _groups()
+    if group not in set(g.parent) or lung_units == 'lung': return [group]
+    if lung_units == 'sides': return list(g.loc[g.parent == group, 'group'])
+    return list(_organs().loc[_organs().group == group, 'name'])
+
+def pair_organs(lung_units:str='lung') -> list:
+    "The pairing units in vocabulary order: the organ-prompt vocabulary."
+    return [u for grp in _top().group for u in units_of(grp, lung_units)]
+
+# %% ../nbs/01_anatomy.ipynb #7a1c3e52
+def _classes(unit:str) -> pd.DataFrame:
+    "The class rows of a pairing unit: a group, a side of a split group, or one lobe."
+    df, g = _organs(), _groups(); row = g.loc[g.group == unit]
+    if len(row) and not row.parent.iloc[0]: return df[df.group == unit]
+    if len(row): return df[(df.group == row.parent.iloc[0]) & (df.laterality == unit.rsplit('_', 1)[1])]
+    if unit in set(df.loc[df.group.isin(set(g.parent)), 'name']): return df[df.name == unit]
+    raise CtglipError(f"unknown organ group {unit!r}")
+
+def base_group(unit:str) -> str:
+    "The group of `organ_groups.csv` a unit belongs to ('lung_right', 'lung_upper_lobe_left' -> 'lung')."
+    return _classes(unit).group.iloc[0] if len(_classes(unit)) else unit
+
+def group_of(name:str, lung_units:str='lung') -> str:
+    "The pairing unit of a class name under a lung setting (a unit name maps to itself)."
+    df = _organs(); _check_lung(lung_units)
     if name in set(_groups().group): return name
-    hit = df.loc[df.name == name, 'group']
+    hit = df.loc[df.name == name]
     if not len(hit): raise CtglipError(f"unknown organ {name!r}")
-    return hit.iloc[0]
+    r = hit.iloc[0]
+    if lung_units == 'lung' or r.group not in set(_groups().parent): return r.group
+    return r['name'] if lung_units == 'lobes' else f"{r.group}_{r.laterality}"
 
 def group_label_ids(group:str, version:str='v2') -> list:
-    "Label ids (of `version`) of the classes in a pairing group."
-    df = _organs(); c = _col(version)
-    if group not in set(_groups().group): raise CtglipError(f"unknown organ group {group!r}")
-    return sorted(int(i) for i in df.loc[(df.group == group) & (df[c] > 0), c])
+    "Label ids (of `version`) of the classes in a pairing unit (a group, a lung side or a lobe)."
+    c = _col(version); df = _classes(group)
+    return sorted(int(i) for i in df.loc[df[c] > 0, c])
 
 def readable(name:str) -> str:
     "Readable name of a class or group ('kidney_left' -> 'left kidney', 'lung' -> 'lung')."
@@ -111,22 +140,22 @@ def readable(name:str) -> str:
     return hit.iloc[0]
 
 # %% ../nbs/01_anatomy.ipynb #ed24280d
-def group_lut(version:str='v2') -> np.ndarray:
-    "Lookup table label id -> index of its group in `pair_organs()` plus one (0 = background)."
-    idx = {g:i+1 for i,g in enumerate(pair_organs())}
+def group_lut(version:str='v2', lung_units:str='lung') -> np.ndarray:
+    "Lookup table label id -> index of its unit in `pair_organs(lung_units)` plus one (0 = background)."
+    idx = {g:i+1 for i,g in enumerate(pair_organs(lung_units))}
     lut = np.zeros(max(id2name(version))+1, dtype=np.int64)
-    for i,n in id2name(version).items(): lut[i] = idx[group_of(n)]
+    for i,n in id2name(version).items(): lut[i] = idx[group_of(n, lung_units)]
     return lut
 
 # %% ../nbs/01_anatomy.ipynb #1fd76856
 def _split(s): return [o for o in s.split('|') if o]
 
 def organ_terms(group:str) -> dict:
-    "Report vocabulary of a group: `names` (incl. synonyms), `adjectives`, and `parts` (class-level synonyms)."
+    "Report vocabulary of a unit: `names` (incl. synonyms), `adjectives`, and `parts` (class-level synonyms)."
     g = _groups(); row = g.loc[g.group == group]
     if not len(row): raise CtglipError(f"unknown organ group {group!r}")
-    row = row.iloc[0]; df = _organs()
-    parts = {r.name: _split(r.synonyms) for r in df.loc[df.group == group].itertuples() if r.synonyms}
+    row = row.iloc[0]
+    parts = {r.name: _split(r.synonyms) for r in _classes(group).itertuples() if r.synonyms}
     return dict(names=sorted(set([row.readable] + _split(row.synonyms))), adjectives=_split(row.adjectives), parts=parts)
 
 # %% ../nbs/01_anatomy.ipynb #c0a7e3f2

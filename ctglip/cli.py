@@ -19,6 +19,7 @@ COMMANDS = {
     'pairs':      ('ctglip.data.pairing:pairs_cli',         'organ-level image-text pairs of a dataset'),
     'dictionary': ('ctglip.data.dictionary:dictionary_cli', 'the abnormality dictionary of a pairs file'),
     'cache':      ('ctglip.data.cache:cache_cli',           'preprocess a dataset once into a memory-mappable cache'),
+    'prepare':    ('ctglip.data.dataset:prepare_cli',       'build the pairs, scan table and cache that train reads (before torchrun)'),
     'train':      ('ctglip.train:train_cli',                'train CT-GLIP or the CLIP baseline'),
     'predict':    ('ctglip.eval.predict:predict_cli',       'zero-shot organ recognition and abnormality scores for a scan'),
     'evaluate':   ('ctglip.eval.benchmark:evaluate_cli',    'zero-shot benchmark of a run against a labelled split (CT-RATE 18 labels, SynthCT)'),

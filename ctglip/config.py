@@ -15,8 +15,8 @@ from .core import CtglipError, DEFAULT_SPACING, HU_WINDOW, atomic_path
 
 # %% auto #0
 __all__ = ['SECTIONS', 'PRESETS', 'DataConfig', 'ModelConfig', 'LossConfig', 'TrainConfig', 'Config', 'validate', 'field_index',
-           'parse_value', 'override', 'get_config', 'to_dict', 'from_dict', 'save_config', 'load_config',
-           'add_config_args', 'config_from_args', 'describe']
+           'parse_value', 'override', 'get_config', 'field_of_view', 'to_dict', 'from_dict', 'save_config',
+           'load_config', 'add_config_args', 'config_from_args', 'describe']
 
 # %% ../nbs/02_config.ipynb #9dab7371
 @dataclass(frozen=True)
@@ -30,6 +30,8 @@ class DataConfig:
     min_organ_voxels:int=20 # an organ with fewer voxels inside the crop is not paired *(ours)*
     min_organ_fraction:float=0.5 # ... nor one that keeps less than this fraction of its voxels after the crop *(ours)*
     keep_truncated:bool=False # also pair organs that the field of view cuts in z (off: the truncation rule) *(ours)*
+    truncated_units:tuple[str,...]=('aorta','esophagus','trachea','spine') # units (or regions) paired even when cut in z, flagged `truncated: true`: they cross every chest field of view *(ours)*
+    lung_units:Literal['lung','sides','lobes']='lung' # the five lung lobes pair as one `lung`, as `lung_right`/`lung_left`, or one by one *(ours)*
     unmentioned_as_normal:bool=True # a visible organ that the report does not mention gets the normal template *(ours)*
     max_pairs_per_scan:int=0 # keep at most this many pairs per scan (0 = all), abnormal ones first
     augment:bool=True # training: random field of view, acquisition and intensity (`ctglip.data.transform`); off = the evaluation crop *(ours)*
@@ -110,6 +112,7 @@ class TrainConfig:
     seed:int=0 # one seed for data order, init and augmentation
     log_every:int=10 # optimizer steps between metrics.jsonl lines
     val_every:int=0 # optimizer steps between validations (0 = only at the end)
+    val_batch_size:int=0 # scans per validation batch on each rank (0 = batch_size); validation batch j runs on rank j % world, so its numbers do not depend on the number of ranks
     ckpt_every:int=500 # optimizer steps between checkpoints (0 = only at the end)
     num_workers:int=4 # loader worker processes (0 = in the main process)
     prefetch:int=2 # batches prepared ahead per worker
@@ -159,7 +162,7 @@ def validate(c:Config): # the config to check
     _check(t.batch_size > 0 and t.grad_accum > 0 and t.batch_size % t.grad_accum == 0,
            f"train.batch_size={t.batch_size} must be a positive multiple of train.grad_accum={t.grad_accum}")
     _check(t.lr > 0 and t.steps > 0 and t.warmup_steps >= 0 and t.epochs >= 0, "train.lr, train.steps must be > 0; warmup_steps, epochs >= 0")
-    _check(min(t.log_every, t.prefetch) > 0 and min(t.val_every, t.ckpt_every, t.num_workers) >= 0, "train intervals out of range")
+    _check(min(t.log_every, t.prefetch) > 0 and min(t.val_every, t.ckpt_every, t.num_workers, t.val_batch_size) >= 0, "train intervals out of range")
 
 # %% ../nbs/02_config.ipynb #8160f6a7
 _SEC_CLS = dict(data=DataConfig, model=ModelConfig, loss=LossConfig, train=TrainConfig)
@@ -258,15 +261,15 @@ def _cpu_demo():
         train=TrainConfig(batch_size=8, lr=1e-3, weight_decay=0.01, warmup_steps=20, steps=400, bf16=False,
                           log_every=10, ckpt_every=100, num_workers=0, device='cpu'))
 
-def _gpu_cnn():
+def _gpu_cnn():   # field of view 384 x 384 x 384 mm (256 x 256 x 128 voxels at 1.5 x 1.5 x 3 mm): a whole chest (~300-350 mm in z) in one crop
     return Config(preset='gpu-cnn',
-        data=DataConfig(spacing=(1.5,1.5,1.5), size=(256,256,128)),
+        data=DataConfig(spacing=(1.5,1.5,3.), size=(256,256,128)),
         model=ModelConfig(vision='cnn', embed_dim=512, cnn_widths=(32,64,128,256,320), cnn_stem=2),
         loss=LossConfig(n_dict_negatives=16),
         train=TrainConfig(batch_size=32, lr=2e-4, warmup_steps=500, steps=20000, bf16=True, compile=True,
                           log_every=20, val_every=1000, ckpt_every=1000, num_workers=8))
 
-def _gpu_vit():
+def _gpu_vit():   # the same field of view and geometry as gpu-cnn; 16^3 patches = 24 x 24 x 48 mm, 2048 tokens
     return replace(_gpu_cnn(), preset='gpu-vit',
         model=ModelConfig(vision='vit', embed_dim=512, vit_patch=(16,16,16), vit_dim=768, vit_depth=12, vit_heads=12))
 
@@ -278,6 +281,11 @@ def get_config(preset:str='default', # a name in `PRESETS`
     "The named preset with overrides applied."
     if preset not in PRESETS: raise CtglipError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
     return override(PRESETS[preset](), overrides)
+
+# %% ../nbs/02_config.ipynb #b8d2f002
+def field_of_view(cfg:Config) -> tuple:
+    "mm [x,y,z] covered by the model input: `data.size` voxels at `data.spacing`."
+    return tuple(float(n * s) for n, s in zip(cfg.data.size, cfg.data.spacing))
 
 # %% ../nbs/02_config.ipynb #e067898c
 def to_dict(cfg:Config) -> dict:

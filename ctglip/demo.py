@@ -6,6 +6,7 @@
 from __future__ import annotations
 import argparse, datetime, html, json, os, platform, shutil, sys, time
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,9 @@ from .data.dictionary import dictionary_cli
 from .data.dataset import prepare_data, split_loader
 from .synth.core import generate, SynthConfig
 from .eval.transfer import organ_transfer, SLABS_MM
-from .eval.ceiling import train_ceiling, score_ceiling, histogram_probe
+from .eval.ceiling import train_ceiling, score_ceiling, histogram_probe, generator_units, case_findings
+from .prompts import Protocol
+from .browse.results import scores_frame, roc_figure, auc_figure, organ_figure, confusion_figure
 
 # %% auto #0
 __all__ = ['DEMO_SETTINGS', 'demo_settings', 'make_data', 'train_models', 'evaluate_models', 'demo_metrics', 'headline_rows',
@@ -111,21 +114,29 @@ def evaluate_models(out:Path, data:dict, s:dict, n_boot:int=1000, min_pos:int=3,
         model, cfgs[m] = load_run(Path(out)/m, device=get_device(s['configs'][m].train.device)); dev = get_device(cfgs[m].train.device)
         vembs[m] = embed(model, split_loader(data['paths'], cfgs[m], 'valid', dev), progress=progress)
         embs[m], models[m] = embed(model, split_loader(data['paths'], cfgs[m], 'test', dev), progress=progress), model
+    # primary labels: the generator's findings of each organ, hidden where the input cannot show them; the parsed report findings are a secondary row
+    relabel = partial(generator_units, cases=case_findings(data['dir']), spacing=cfgs['ctglip'].data.spacing)
+    parsed = {m: (vembs[m], embs[m]) for m in s['configs']}
+    for m in s['configs']: vembs[m], embs[m] = ({**e, 'units': relabel(e['units'])} for e in (vembs[m], embs[m]))
     tasks = tasks_from(vembs['ctglip']['units'], min_pos, min_pos)          # chosen on validation, the same for both models
     if not tasks: raise CtglipError(f"no (organ, abnormality) task has >= {min_pos} positive and negative validation cases; generate more cases (--n)")
-    res = {}
+    ptasks = tasks_from(parsed['ctglip'][0]['units'], min_pos, min_pos)
+    res, gen = {}, Protocol(labels='generator')
     for m in s['configs']:
-        r = score(embs[m], models[m], tasks=tasks, valid=vembs[m], n_boot=n_boot, seed=s['seed'], min_pos=min_pos); r['emb'] = embs[m]; res[m] = r
-        alt = score(embs[m], models[m], tasks=tasks, valid=vembs[m], mode='pair', n_boot=0)['summary']
+        r = score(embs[m], models[m], tasks=tasks, valid=vembs[m], n_boot=n_boot, seed=s['seed'], min_pos=min_pos, protocol=gen); r['emb'] = embs[m]; res[m] = r
+        alt = score(embs[m], models[m], tasks=tasks, valid=vembs[m], mode='pair', n_boot=0, protocol=gen)['summary']
         r['summary']['abnormality_auc_mean_pair_prompts'] = alt['abnormality_auc_mean']   # a secondary row: the other prompt protocol
+        if ptasks:   # a secondary row: labels parsed from the reports, tasks chosen on validation the same way
+            r['summary']['abnormality_auc_mean_parsed_labels'] = score(parsed[m][1], models[m], tasks=ptasks, valid=parsed[m][0], n_boot=0)['summary']['abnormality_auc_mean']
+    res['ctglip']['n_hidden'] = int(sum(len(h) for h in embs['ctglip']['units'].hidden))
     res['ctglip']['vs_clip'] = compare(res['ctglip'], res['clip'], n_boot=n_boot, seed=s['seed'])   # paired: the same resampled test scans
     _log("organ recognition on slabs of the test scans (transfer)")
     res['ctglip']['transfer'] = organ_transfer(models['ctglip'], data['paths'], cfgs['ctglip'], 'test', SLABS_MM, seed=s['seed'])
     _log("supervised ceiling: the same encoder trained with the labels of the same tasks, scans and budget")
     dev = get_device(cfgs['ctglip'].train.device)
-    ceil = train_ceiling(cfgs['ctglip'], data['paths'], tasks, seed=s['seed'], device=dev)
-    res['ctglip']['ceiling'] = score_ceiling(ceil, data['paths'], cfgs['ctglip'], tasks, n_boot, s['seed'])
-    res['ctglip']['histogram_probe'] = histogram_probe(data['paths'], cfgs['ctglip'], tasks, n_boot, s['seed'])   # no encoder: what the HU alone carry
+    ceil = train_ceiling(cfgs['ctglip'], data['paths'], tasks, seed=s['seed'], device=dev, relabel=relabel)
+    res['ctglip']['ceiling'] = score_ceiling(ceil, data['paths'], cfgs['ctglip'], tasks, n_boot, s['seed'], relabel=relabel)
+    res['ctglip']['histogram_probe'] = histogram_probe(data['paths'], cfgs['ctglip'], tasks, n_boot, s['seed'], relabel=relabel)   # no encoder: what the HU alone carry
     return res
 
 # %% ../nbs/80_demo.ipynb #6fb93d53
@@ -150,6 +161,7 @@ def demo_metrics(res:dict, data:dict, s:dict, runs:dict, seconds:dict) -> dict:
     tr = res['ctglip'].get('transfer')
     if tr: out['ctglip']['organ_top1_slabs'] = {k: v for k, v in tr['top1'].items() if k != 'all'}; out['ctglip']['organ_n_slabs'] = dict(tr['n'])
     out['data'] = {k: data[k] for k in ('n_train', 'n_valid', 'n_test', 'n_pairs')}
+    out['data']['hidden_test_findings'] = res['ctglip'].get('n_hidden')
     out['data']['tasks'] = [f"{o}: {a}" for o, a in res['ctglip']['abnormality']['tasks']]
     out['timing_s'] = seconds
     out['machine'] = dict(python=platform.python_version(), torch=torch.__version__, cpus=os.cpu_count(), platform=platform.platform())
@@ -168,6 +180,7 @@ def headline_rows(metrics:dict) -> list:
     for name, key in [('abnormality AUC, mean', 'auc'), ('abnormality F1, mean (threshold from validation)', 'f1'), ('abnormality accuracy, mean', 'accuracy')]:
         kk = f'abnormality_{key}_mean'
         rows.append((name, _fmt(c.get(kk), c.get(kk + '_ci')), _fmt(k.get(kk), k.get(kk + '_ci'))))
+    rows.append(('abnormality AUC, mean, labels parsed from the reports (secondary)', _fmt(c.get('abnormality_auc_mean_parsed_labels')), _fmt(k.get('abnormality_auc_mean_parsed_labels'))))
     for name, key in [('supervised ceiling, AUC mean (same encoder, labels)', 'ceiling'), ('HU-histogram probe, AUC mean (no encoder)', 'histogram_probe')]:
         d = metrics.get(key) or {}
         rows.append((name, _fmt(d.get('abnormality_auc_mean'), d.get('abnormality_auc_mean_ci') if None not in (d.get('abnormality_auc_mean_ci') or [None]) else None), ''))
@@ -182,7 +195,7 @@ def headline(metrics:dict) -> str:
     "The plain-text headline table printed at the end."
     rows = headline_rows(metrics); w = max(len(r[0]) for r in rows) + 2; w2 = max(len(r[1]) for r in rows) + 2
     d = metrics['data']
-    lines = [f"Zero-shot results on the SynthCT test split ({d['n_test']} scans, {len(d['tasks'])} (organ, abnormality) tasks; "
+    lines = [f"Zero-shot results on the SynthCT test split ({d['n_test']} scans, {len(d['tasks'])} (organ, abnormality) tasks, generator labels; "
              f"trained on {d['n_train']} scans; 95% bootstrap CIs)", f"{'':<{w}}{'CT-GLIP':<{w2}}CLIP"]
     lines += [f"{a:<{w}}{b:<{w2}}{c}" for a, b, c in rows]
     return '\n'.join(lines)
@@ -207,7 +220,6 @@ def _loss_figure(runs:dict):
 
 def report_figures(res:dict, runs:dict) -> list:
     "(title, figure) pairs of the report."
-    from ctglip.browse.results import scores_frame, roc_figure, auc_figure, organ_figure, confusion_figure
     names = {'ctglip': 'CT-GLIP', 'clip': 'CLIP'}
     S = scores_frame({names[m]: r for m, r in res.items()})
     figs = [('Zero-shot AUC per (organ, abnormality), with 95% bootstrap CIs', auc_figure({names[m]: r['abnormality']['table'] for m, r in res.items()})),
@@ -262,7 +274,6 @@ def run_demo(out='runs/demo', # output folder
     t1 = time.perf_counter(); runs = train_models(out, data, s, progress); t2 = time.perf_counter()
     res = evaluate_models(out, data, s, n_boot, min_pos, progress); t3 = time.perf_counter()
     seconds = dict(data=data['seconds'], train=round(t2 - t1, 1), evaluate=round(t3 - t2, 1), **{f"train_{m}": r['seconds'] for m, r in runs.items()})
-    from ctglip.browse.results import scores_frame
     scores_frame({'ctglip': res['ctglip'], 'clip': res['clip']}).to_csv(out/'zeroshot_scores.csv', index=False)
     pd.concat([r['abnormality']['table'].assign(model=m) for m, r in res.items()]).to_csv(out/'per_task.csv', index=False)
     seconds['total'] = round(time.perf_counter() - t0, 1)

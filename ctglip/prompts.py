@@ -62,7 +62,7 @@ class Protocol:
     ensemble:bool=False # every template and dictionary synonym, embeddings averaged
     threshold:str='youden-on-valid' # operating threshold of the threshold metrics, per task
     selected_on:str='valid' # the split every choice (tasks, thresholds, checkpoint) is made on
-    labels:str='generator' # where the test labels come from ('generator': the SynthCT ground truth)
+    labels:str='pairs' # where the test labels come from: 'pairs' (the pairs' findings, parsed from the reports) or 'generator' (SynthCT's exact truth)
     def __post_init__(self):
         modes = (self.mode,) if isinstance(self.mode, str) else tuple(self.mode)
         bad = [m for m in modes if m not in MODES]

@@ -5,6 +5,7 @@
 # %% ../nbs/70_study.ipynb #56836ba0
 from __future__ import annotations
 import json, math, time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -18,16 +19,20 @@ from .data.cache import Cache
 from .data.transform import scan_transform
 from .data.volume import Volume, load_volume, load_mask, resample_to
 from .train import train, load_run, build_model
-from .eval.core import evaluate, score
+from .eval.core import embed, score, compare
 from .eval.zeroshot import tasks_from
 from .eval.finetune import organ_features, linear_probe, fresh_copy, finetune_classifier, classifier_scores, finetune_segmentation, segmentation_scores
 from .eval.predict import prepare, predict_organs
 from .browse.results import scores_frame
+from .eval.ceiling import train_ceiling, score_ceiling, generator_units, case_findings
+from .prompts import Protocol
+from .synth.report import load_abnormalities
 from .demo import DEMO_SETTINGS, _finished
 
 # %% auto #0
-__all__ = ['ABLATIONS', 'VISIONS', 'run_name', 'study_config', 'study_run', 'collect', 'over_seeds', 'lesion_batches',
-           'finetune_study', 'segmentation_study', 'real_scan_recognition']
+__all__ = ['ABLATIONS', 'VISIONS', 'run_name', 'study_config', 'study_tasks', 'study_relabel', 'study_run', 'paired',
+           'ceiling_run', 'collect', 'over_seeds', 'study_plan', 'run_study', 'study_results', 'study_summary',
+           'lesion_batches', 'finetune_study', 'segmentation_study', 'real_scan_recognition']
 
 # %% ../nbs/70_study.ipynb #51d4229a
 ABLATIONS = {
@@ -57,26 +62,64 @@ def _data(demo_dir, cfg:Config):
     if not (d/'data'/'manifest.json').exists(): raise CtglipError("no SynthCT dataset in DIR/data: run `ctglip demo --out DIR` first", d)
     return prepare_data(d/'data', cfg, work=d/'work')
 
+def study_tasks(demo_dir) -> list:
+    "The demo's (organ, abnormality) tasks: chosen there, once, on the validation split with the generator's labels."
+    f = Path(demo_dir)/'metrics.json'
+    if not f.exists(): raise CtglipError("no metrics.json: run `ctglip demo --out DIR` first", f)
+    m = json.loads(f.read_text())
+    if (m.get('protocol') or {}).get('labels') != 'generator': raise CtglipError("the demo's tasks were not chosen with the generator's labels: run `ctglip demo` again", f)
+    return [tuple(t.split(': ', 1)) for t in m['data']['tasks']]
+
+def study_relabel(demo_dir, cfg:Config):
+    "units -> units labelled by the SynthCT generator (`generator_units` at the input spacing of `cfg`)."
+    return partial(generator_units, cases=case_findings(Path(demo_dir)/'data'), spacing=cfg.data.spacing)
+
+_ABN = ('tasks', 'scores', 'labels', 'scan_ids', 'organs', 'thresholds')
+
 def study_run(demo_dir, root, model:str, vision:str, seed:int, ablation:str='full', steps:int|None=None,
-              n_boot:int=1000, min_pos:int=3, progress:bool=False) -> dict:
-    "Train (or reuse) and evaluate one run; returns its saved evaluation."
+              n_boot:int=1000, progress:bool=False) -> dict:
+    "Train (or reuse) and evaluate one run under the demo's protocol; returns its saved evaluation."
     cfg = study_config(model, vision, seed, ablation, steps); paths = _data(demo_dir, cfg)
+    tasks, relabel = study_tasks(demo_dir), study_relabel(demo_dir, cfg)
     run = Path(root)/run_name(model, vision, seed, ablation); ev = run/'eval.json'
     if ev.exists(): return json.loads(ev.read_text())   # an evaluated run is a record: never retrained behind its back
     t0 = time.perf_counter()
     if not _finished(run, cfg): set_seed(seed); train(cfg, paths.pairs, run, val_hook=None, progress=progress)
     t1 = time.perf_counter()
-    m, cfg = load_run(run); r = evaluate(m, split_loader(paths, cfg, 'test'), n_boot=n_boot, seed=seed, min_pos=min_pos)
-    alt = {f"{k}_{mode if isinstance(mode, str) else 'both'}{'_ens' if ens else ''}": v for mode, ens in [('pair', False), ('pair', True), (('pair', 'dict'), True)]
-           for k, v in score(r['emb'], m, tasks=r['abnormality']['tasks'], mode=mode, ensemble=ens, n_boot=0)['summary'].items()
-           if k in ('abnormality_auc_mean', 'abnormality_f1_mean')}
-    r['summary'].update(alt)
+    m, cfg = load_run(run)
+    v, e = ({**x, 'units': relabel(x['units'])} for x in (embed(m, split_loader(paths, cfg, sp)) for sp in ('valid', 'test')))
+    r = score(e, m, tasks=tasks, valid=v, n_boot=n_boot, seed=seed, protocol=Protocol(labels='generator')); a = r['abnormality']
     out = dict(name=run.name, model=model, vision=vision, seed=seed, ablation=ablation, steps=cfg.train.steps,
-               train_s=round(t1 - t0, 1), summary=r['summary'], table=r['abnormality']['table'].to_dict('list'),
+               train_s=round(t1 - t0, 1), protocol=r['protocol'], summary=r['summary'], table=a['table'].to_dict('list'),
+               abnormality={k: np.asarray(a[k]).tolist() for k in _ABN},
                per_organ=r['organ']['per_organ'].to_dict() if r.get('organ') else None,
                confusion=r['organ']['confusion'].to_dict('split') if r.get('organ') else None)
-    scores_frame({model: r}).to_csv(run/'scores.csv', index=False)
+    scores_frame({model: {**r, 'emb': e}}).to_csv(run/'scores.csv', index=False)
     with atomic_path(ev) as t: Path(t).write_text(json.dumps(out, default=float))
+    return out
+
+def _abnormality(e:dict) -> dict:
+    "A saved evaluation's abnormality arrays, as `score` returns them."
+    a = e['abnormality']
+    return dict(tasks=[tuple(t) for t in a['tasks']], scores=np.asarray(a['scores'], float), labels=np.asarray(a['labels'], float),
+                scan_ids=np.asarray(a['scan_ids']), organs=np.asarray(a['organs']), thresholds=np.asarray(a['thresholds'], float))
+
+def paired(root, vision:str, seed:int, a=('ctglip', 'full'), b=('clip', 'full'), n_boot:int=1000) -> dict:
+    "`compare` of two saved runs of one seed (A minus B, the same resampled test scans): {'auc': ..., 'f1': ...}."
+    ea, eb = (json.loads((Path(root)/run_name(m, vision, seed, ab)/'eval.json').read_text()) for m, ab in (a, b))
+    return compare({'abnormality': _abnormality(ea)}, {'abnormality': _abnormality(eb)}, n_boot=n_boot, seed=seed)
+
+def ceiling_run(demo_dir, root, seed:int, steps:int|None=None, n_boot:int=1000) -> dict:
+    "The supervised ceiling of one seed (CNN, the study's tasks, labels and budget), saved as root/ceiling-cnn-s{seed}.json."
+    f = Path(root)/f'ceiling-cnn-s{seed}.json'
+    if f.exists(): return json.loads(f.read_text())
+    cfg = study_config('ctglip', 'cnn', seed, steps=steps); paths = _data(demo_dir, cfg)
+    tasks, relabel = study_tasks(demo_dir), study_relabel(demo_dir, cfg)
+    t0 = time.perf_counter(); model = train_ceiling(cfg, paths, tasks, seed=seed, relabel=relabel); t1 = time.perf_counter()
+    r = score_ceiling(model, paths, cfg, tasks, n_boot, seed, relabel=relabel)
+    out = dict(seed=seed, steps=cfg.train.steps, train_s=round(t1 - t0, 1), mean=r['mean'], table=r['table'].to_dict('list'))
+    Path(root).mkdir(parents=True, exist_ok=True)
+    with atomic_path(f) as t: Path(t).write_text(json.dumps(out, default=float))
     return out
 
 # %% ../nbs/70_study.ipynb #d9ad4238
@@ -98,6 +141,89 @@ def over_seeds(df:pd.DataFrame, metric:str, by=('model', 'vision', 'ablation')) 
         sd = float(v.std(ddof=1)) if n > 1 else np.nan; h = _T975.get(n - 1, 1.96) * sd / math.sqrt(n) if n > 1 else np.nan
         return pd.Series(dict(mean=m, sd=sd, n=n, lo=m - h, hi=m + h))
     return df.groupby(list(by)).apply(agg, include_groups=False)
+
+# %% ../nbs/70_study.ipynb #e7225215
+def study_plan(seeds=(0, 1, 2, 3, 4), visions=('cnn', 'vit'), ablations=('no_dict_negatives', 'no_fn_handling', 'no_organ_term')) -> list:
+    "(kind, model, vision, seed, ablation) of every run: the main runs, the CNN ablations, one ceiling per seed."
+    main = [('run', m, v, s, 'full') for s in seeds for v in visions for m in ('ctglip', 'clip')]
+    return main + [('run', 'ctglip', 'cnn', s, ab) for s in seeds for ab in ablations] + [('ceiling', 'ctglip', 'cnn', s, 'full') for s in seeds]
+
+def run_study(demo_dir, root, plan:list, shard:str='0/1', steps:int|None=None, n_boot:int=1000) -> None:
+    "Run (or reuse) the plan's entries of shard `i/n` (every n-th entry from i)."
+    i, n = map(int, shard.split('/')); log = get_logger()
+    for k, (kind, m, v, s, ab) in enumerate(plan):
+        if k % n != i: continue
+        t0 = time.perf_counter()
+        if kind == 'ceiling': ceiling_run(demo_dir, root, s, steps, n_boot)
+        else: study_run(demo_dir, root, m, v, s, ab, steps, n_boot)
+        log.info(f"study: {kind} {run_name(m, v, s, ab)} done in {time.perf_counter() - t0:.0f} s")
+
+# %% ../nbs/70_study.ipynb #fe024842
+def _ci(d:dict) -> dict: return dict(estimate=d['estimate'], ci=d['ci'])
+
+def _table(root, name:str) -> pd.DataFrame:
+    return pd.DataFrame(json.loads((Path(root)/name/'eval.json').read_text())['table']).set_index(['organ', 'abnormality'])
+
+def study_results(demo_dir, root, plan:list, n_boot:int=1000) -> dict:
+    "The study's results record: runs, means over seeds, paired differences per seed, ceilings, per-task table."
+    R = collect(root); done = set(R.name) if len(R) else set()
+    need = [run_name(m, v, s, ab) for kind, m, v, s, ab in plan if kind == 'run']
+    if missing := [r for r in need if r not in done]: raise CtglipError(f"{len(missing)} study run(s) not evaluated yet, e.g. {missing[0]}", root)
+    R = R[R.name.isin(need)]; seeds = sorted({s for *_, s, _ in plan}); metrics = ['abnormality_auc_mean', 'abnormality_f1_mean', 'organ_top1']
+    groups = {}
+    for m in metrics:
+        for key, row in over_seeds(R, m).iterrows(): groups.setdefault('-'.join(key), {})[m] = {k: float(v) for k, v in row.items()}
+    visions, abl = sorted(set(R.vision)), sorted(set(R.ablation) - {'full'})
+    P = {(v, s): paired(root, v, s, n_boot=n_boot) for v in visions for s in seeds}
+    abl_pair = {ab: {s: _ci(paired(root, 'cnn', s, ('ctglip', 'full'), ('ctglip', ab), n_boot)['auc']) for s in seeds} for ab in abl}
+    ceil = {s: ceiling_run(demo_dir, root, s, n_boot=n_boot) for s in seeds}; cm = np.array([c['mean']['auc'] for c in ceil.values()])
+    lib, rows = load_abnormalities().set_index('name'), []
+    for (o, a), r0 in _table(root, run_name('ctglip', 'cnn', seeds[0])).iterrows():   # per task, CNN: mean over seeds
+        auc = lambda m: float(np.mean([_table(root, run_name(m, 'cnn', s)).loc[(o, a), 'auc'] for s in seeds]))
+        ds = [next(t for t in P[('cnn', s)]['auc']['per_task'] if tuple(t['task']) == (o, a)) for s in seeds]
+        rows.append(dict(organ=o, abnormality=a, kind=lib.kind.get(a), size_mm=[float(lib.size_min[a]), float(lib.size_max[a])] if lib.unit.get(a) == 'mm' else None,
+                         n_pos=int(r0.n_pos), ctglip=auc('ctglip'), clip=auc('clip'),
+                         ceiling=float(np.mean([pd.DataFrame(ceil[s]['table']).set_index(['organ', 'abnormality']).loc[(o, a), 'auc'] for s in seeds])),
+                         difference=float(np.mean([d['estimate'] for d in ds])),
+                         seeds_ci_above_0=int(sum(d['ci'][0] > 0 for d in ds)), seeds_ci_below_0=int(sum(d['ci'][1] < 0 for d in ds))))
+    demo = json.loads((Path(demo_dir)/'metrics.json').read_text())
+    setup = dict(seeds=seeds, steps=sorted({int(x) for x in R.steps}), preset=demo['config']['preset'], labels='generator', n_boot=n_boot,
+                 n_tasks=len(study_tasks(demo_dir)), **{k: demo['data'][k] for k in ('n_train', 'n_valid', 'n_test')})
+    return dict(setup=setup, runs={r['name']: {k: r[k] for k in ['model', 'vision', 'seed', 'ablation', 'steps'] + metrics} for _, r in R.iterrows()},
+                groups=groups, paired={v: {s: {k: _ci(x) for k, x in P[(v, s)].items()} for s in seeds} for v in visions},
+                ablation_paired=abl_pair, per_task=rows,
+                ceiling=dict(per_seed={s: c['mean'] for s, c in ceil.items()}, mean=float(cm.mean()), sd=float(cm.std(ddof=1)) if len(cm) > 1 else None))
+
+# %% ../nbs/70_study.ipynb #48a0abb5
+def _msd(d:dict) -> str: return f"{d['mean']:.3f} +- {d['sd']:.3f}" if d.get('sd') == d.get('sd') and d.get('sd') is not None else f"{d['mean']:.3f}"
+def _est(d:dict) -> str: return f"{d['estimate']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]"
+
+def study_summary(rec:dict) -> str:
+    "The study's findings as text; every number is read from the results record (`study_results`)."
+    s, g = rec['setup'], rec['groups']; n = len(s['seeds'])
+    out = [f"SynthCT: {s['n_train']} training, {s['n_valid']} validation, {s['n_test']} test scans; {s['n_tasks']} (organ, abnormality) tasks "
+           f"chosen on validation; labels from the generator; {n} seeds; {', '.join(map(str, s['steps']))} steps per run ({s['preset']}); mean +- sd over seeds."]
+    for v, per in rec['paired'].items():
+        a, b = g[f'ctglip-{v}-full'], g[f'clip-{v}-full']
+        for k, name in (('auc', 'AUC'), ('f1', 'F1')):
+            key = f'abnormality_{k}_mean'; ds = [p[k] for p in per.values() if p[k].get('estimate') is not None]
+            above, below = sum(d['ci'][0] > 0 for d in ds), sum(d['ci'][1] < 0 for d in ds)
+            out.append(f"{v.upper()} {name}: CT-GLIP {_msd(a[key])}, CLIP {_msd(b[key])}; paired difference per seed "
+                       + '; '.join(_est(d) for d in ds) + f" (CI above 0 in {above} of {len(ds)} seeds, below 0 in {below}).")
+    c = rec['ceiling']; ct = g['ctglip-cnn-full']['abnormality_auc_mean']['mean']
+    out.append(f"Supervised ceiling (CNN, same tasks, labels and budget): {c['mean']:.3f}" + (f" +- {c['sd']:.3f}" if c.get('sd') is not None else '')
+               + f"; CT-GLIP CNN reaches {ct / c['mean']:.2f} of it.")
+    for ab, per in rec['ablation_paired'].items():
+        ds = list(per.values()); m = float(np.mean([d['estimate'] for d in ds]))
+        out.append(f"Ablation {ab}: full minus ablated AUC {m:+.3f} on average; CI above 0 in {sum(d['ci'][0] > 0 for d in ds)} of {len(ds)} seeds, "
+                   f"below 0 in {sum(d['ci'][1] < 0 for d in ds)}.")
+    t = pd.DataFrame(rec['per_task'])
+    if len(t):
+        win, lose = t[t.seeds_ci_above_0 > n / 2], t[t.seeds_ci_below_0 > n / 2]
+        fmt = lambda d: ', '.join(f"{r.organ} {r.abnormality} ({r.kind}, {r.difference:+.3f})" for r in d.itertuples()) or 'none'
+        out.append(f"Per task (CNN): CT-GLIP ahead with the CI above 0 in most seeds: {fmt(win)}; CLIP ahead: {fmt(lose)}; "
+                   f"{len(t) - len(win) - len(lose)} of {len(t)} tasks undecided.")
+    return '\n'.join(out)
 
 # %% ../nbs/70_study.ipynb #329cbbbb
 def lesion_batches(demo_dir, cfg:Config, split:str='train', batch_size:int=4, max_scans:int|None=None) -> list:

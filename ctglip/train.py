@@ -9,6 +9,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -16,12 +17,15 @@ from safetensors.torch import save_file, load_file, save_model, load_model
 
 from .core import CtglipError, atomic_path, get_device, get_logger, set_seed
 from .config import (Config, get_config, override, to_dict, from_dict, save_config, load_config,
-                           add_config_args, PRESETS)
-from .data.dataset import CacheDataset, make_loader, prepare_data
+                           add_config_args, config_from_args, PRESETS)
+from .data.dataset import CacheDataset, make_loader, prepare_data, missing_data, prepare_command
+from .models import glip
+from .eval.core import score, embed
 
 # %% auto #0
 __all__ = ['lr_at', 'total_steps', 'build_model', 'make_optimizer', 'save_checkpoint', 'checkpoint_dir', 'load_checkpoint',
-           'load_run', 'dist_setup', 'default_val_hook', 'train', 'train_cli']
+           'load_run', 'dist_setup', 'default_val_hook', 'val_batches', 'embed_share', 'merge_embeddings',
+           'spread_embed', 'train', 'train_cli']
 
 # %% ../nbs/50_train.ipynb #452d5dff
 def lr_at(step:int, # optimizer steps done (0 = the first step)
@@ -42,7 +46,6 @@ def total_steps(cfg:Config, n_train:int|None=None) -> int:
 # %% ../nbs/50_train.ipynb #142e6270
 def build_model(cfg:Config) -> nn.Module:
     "The model named by `cfg.train.model`, built from the config."
-    from ctglip.models import glip
     if hasattr(glip, 'build_model'): return glip.build_model(cfg)
     cls = glip.CTGLIP if cfg.train.model == 'ctglip' else glip.CLIPBaseline
     return cls.from_config(cfg) if hasattr(cls, 'from_config') else cls(cfg)
@@ -164,13 +167,59 @@ def _all_mean(vals:dict, world:int, device) -> dict:
     dist.all_reduce(t); return {k:float(v) / world for k,v in zip(keys, t.tolist())}
 
 # %% ../nbs/50_train.ipynb #337563f9
-def default_val_hook(model, batches, cfg:Config, step:int) -> dict:
-    "Headline numbers of `ctglip.eval.core.evaluate` on the validation batches ({} when unavailable)."
-    try: from ctglip.eval.core import evaluate
-    except ImportError: return {}
-    res = evaluate(model, batches, n_boot=0)
+def default_val_hook(model, emb:dict, cfg:Config, step:int) -> dict:
+    "Headline numbers of `ctglip.eval.core.score` on the validation embeddings."
+    res = score(emb, model, n_boot=0)
     return {f"val_{k}":float(v) for k,v in (res.get('summary') or {}).items()
             if isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool)}
+
+# %% ../nbs/50_train.ipynb #c5e1a001
+def val_batches(n:int, # scans in the split
+                batch_size:int, # scans per batch
+                rank:int=0, world:int=1) -> list: # this rank, number of ranks
+    "This rank's batches of (index, position) of one in-order pass: batch j goes to rank j % world."
+    return [[(i, i) for i in range(j * batch_size, min(n, (j + 1) * batch_size))] for j in range(rank, math.ceil(n / batch_size), world)]
+
+def embed_share(model, vds:CacheDataset, batch_size:int, rank:int=0, world:int=1, device='cpu') -> dict|None:
+    "`embed` output of this rank's validation batches (None when it has none)."
+    bs = val_batches(len(vds), batch_size, rank, world)
+    return embed(model, make_loader(vds, device=device, batches=bs), device=device) if bs else None
+
+# %% ../nbs/50_train.ipynb #c5e1a002
+def merge_embeddings(parts:list, # `embed` outputs (None = a rank without scans)
+                     ids:list) -> dict: # the split's scan ids, in the single-process order
+    "One `embed` output from the ranks' parts: scans in the order of `ids` (each once), their units after them."
+    parts = [p for p in parts if p is not None]
+    if not parts: raise CtglipError("validation: no rank embedded any scan")
+    level, order, sc, un, off = parts[0]['level'], {s:i for i,s in enumerate(ids)}, [], [], 0
+    for k,p in enumerate(parts):
+        s, u = p['scans'].assign(_part=k), p['units'].assign(_part=k)
+        (s if level == 'scan' else u)['_img'] = np.arange(off, off + len(p['img'])); off += len(p['img'])
+        sc.append(s); un.append(u)
+    scans = pd.concat(sc, ignore_index=True).drop_duplicates('scan_id')   # a skipped bad sample may bring a scan twice
+    scans = scans.iloc[np.argsort([order.get(s, len(order)) for s in scans.scan_id], kind='stable')].reset_index(drop=True)
+    units = pd.concat(un, ignore_index=True).merge(scans[['scan_id', '_part']], on=['scan_id', '_part'])
+    row = {s:i for i,s in enumerate(scans.scan_id)}
+    units = units.iloc[np.argsort([row[s] for s in units.scan_id], kind='stable')].reset_index(drop=True)
+    units['scan_row'] = [row[s] for s in units.scan_id]
+    img = np.concatenate([p['img'] for p in parts])[(scans if level == 'scan' else units)['_img'].to_numpy()]
+    cols = lambda df, ref: df[list(ref.columns)]
+    return dict(level=level, units=cols(units, parts[0]['units']), scans=cols(scans, parts[0]['scans']), img=img)
+
+# %% ../nbs/50_train.ipynb #c5e1a003
+def spread_embed(model, vds:CacheDataset, batch_size:int, rank:int=0, world:int=1, device='cpu') -> dict|None:
+    "The validation split's `embed` output, each rank embedding its share, gathered on rank 0 (None on the others)."
+    part, err = None, None
+    try: part = embed_share(model, vds, batch_size, rank, world, device)
+    except Exception as e: err = f"rank {rank}: {type(e).__name__}: {e}"
+    got = [(part, err)]
+    if world > 1:
+        got = [None] * world if rank == 0 else None
+        dist.gather_object((part, err), got, dst=0)
+    if rank != 0: return None
+    errs = [e for _,e in got if e]
+    if errs: raise CtglipError("validation failed on " + '; '.join(errs))
+    return merge_embeddings([p for p,_ in got], vds.ids)
 
 # %% ../nbs/50_train.ipynb #bab6af43
 def _scalars(out:dict) -> dict:
@@ -205,6 +254,9 @@ def train(cfg:Config, # the resolved config
     out = Path(out); log = get_logger('ctglip.train')
     if resume and (out/'config.json').exists():
         cfg = override(load_config(out/'config.json'), {k:v for k,v in _diff(load_config(out/'config.json'), cfg).items() if k.startswith('train.')})
+    if world > 1 and (miss := missing_data(data, cfg, work, masks)):   # every rank refuses; nothing builds under torchrun
+        raise CtglipError(f"under torchrun the data must be built beforehand, missing: {'; '.join(miss)}. Build it once, "
+                          f"before torchrun, with: {prepare_command(data, cfg, work, masks)}", data)
     paths = prepare_data(data, cfg, work, masks, rank=rank)
     ds = CacheDataset(paths.cache, paths.pairs, cfg, split='train', train=True, reports=paths.scans)
     n_steps = total_steps(cfg, len(ds))
@@ -259,13 +311,13 @@ def train(cfg:Config, # the resolved config
                 with open(out/'metrics.jsonl', 'a') as f: f.write(json.dumps(rec) + '\n')
                 bar.set_postfix(loss=f"{m.get('loss', float('nan')):.4f}")
             last = rec
-        if val is not None and t.val_every and step % t.val_every == 0: _validate(model, val, val_hook, cfg, step, rank, out, dev)
+        if val is not None and t.val_every and step % t.val_every == 0: _validate(model, val, val_hook, cfg, step, rank, world, out, dev)
         if t.ckpt_every and step % t.ckpt_every == 0 and step < n_steps:
             if rank == 0: save_checkpoint(out, model, opt, cfg, step)
             if world > 1: dist.barrier()
     bar.close()
     if step == n_steps:
-        if val is not None and not (t.val_every and step % t.val_every == 0): _validate(model, val, val_hook, cfg, step, rank, out, dev)
+        if val is not None and not (t.val_every and step % t.val_every == 0): _validate(model, val, val_hook, cfg, step, rank, world, out, dev)
         if rank == 0: save_checkpoint(out, model, opt, cfg, step)
     if world > 1: dist.barrier()
     return dict(run_dir=str(out), steps=step, total_steps=n_steps, last=last, skipped=loader.n_skipped)
@@ -276,15 +328,16 @@ def _diff(a:Config, b:Config) -> dict:
     da, db = to_dict(a), to_dict(b)
     return {f"{s}.{k}":v for s in ('data','model','loss','train') for k,v in db[s].items() if da[s].get(k) != v}
 
-def _validate(model, vds, hook, cfg, step, rank, out, dev):
-    if rank != 0: return
-    m = _unwrap(model); was = m.training; m.eval()
+def _validate(model, vds, hook, cfg, step, rank, world, out, dev):
+    m = _unwrap(model); was = m.training; m.eval(); res = {}
     try:
-        with torch.no_grad(): res = hook(m, make_loader(vds, device=dev), cfg, step) or {}
+        with torch.no_grad():
+            emb = spread_embed(m, vds, cfg.train.val_batch_size or cfg.train.batch_size, rank, world, dev)
+            if rank == 0: res = hook(m, emb, cfg, step) or {}
     except Exception as e:
-        get_logger('ctglip.train').warning(f"validation at step {step} failed: {type(e).__name__}: {e}"); res = {}
+        if rank == 0: get_logger('ctglip.train').warning(f"validation at step {step} failed: {type(e).__name__}: {e}")
     m.train(was)
-    if res:
+    if res and rank == 0:
         with open(Path(out)/'metrics.jsonl', 'a') as f: f.write(json.dumps(dict(step=step, **res)) + '\n')
 
 # %% ../nbs/50_train.ipynb #9eafba67
@@ -300,7 +353,6 @@ def train_cli(argv:list[str]|None=None) -> int:
     p.add_argument('--no-val', action='store_true', help='skip validation')
     add_config_args(p)
     a = p.parse_args(argv)
-    from ctglip.config import config_from_args
     cfg = config_from_args(a)
     if a.model: cfg = override(cfg, {'train.model': a.model})
     res = train(cfg, a.data, a.out, work=a.work, masks=a.masks, resume=a.resume, val_hook=None if a.no_val else 'auto')
@@ -309,4 +361,5 @@ def train_cli(argv:list[str]|None=None) -> int:
     if dist.is_initialized(): dist.destroy_process_group()
     return 0
 
-if __name__ == '__main__' and Path(globals().get('__file__', '')).name == 'train.py': sys.exit(train_cli())
+if __name__ == '__main__' and Path(globals().get('__file__', '')).name == 'train.py':   # `python -m ctglip.train` (torchrun): errors as `ctglip train`
+    from ctglip.cli import main; sys.exit(main(['train', *sys.argv[1:]]))

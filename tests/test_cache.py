@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from ctglip.core import CtglipError, embedded_case
-from ctglip.data.cache import _fast_pair, _read_pair, cache_scan, build_cache, merge_manifests, cache_cli, Cache
-from ctglip.data.layout import find_scans
+from ctglip.data.cache import _fast_pair, read_pair, cache_scan, build_cache, merge_manifests, cache_cli, Cache
+from ctglip.data.layout import find_scans, shard_of
 from ctglip.synth.core import generate
 
 
@@ -20,10 +20,10 @@ def _scans(folder, n):
 def _same(image, mask, spacing):
     fast = _fast_pair(image, mask, spacing, (-1000, 1000))
     assert fast is not None, 'fast path refused a plain NIfTI pair'
-    hu_s, lab_s, aff_s = _read_pair(image, mask, spacing)
+    hu_s, lab_s, aff_s = read_pair(image, mask, spacing, (-1000, 1000))
     hu_f, lab_f, aff_f = fast
-    assert lab_f.shape == lab_s.shape and np.array_equal(lab_f, lab_s.astype(np.uint8))
-    assert np.abs(hu_f.astype(int) - np.clip(np.rint(hu_s), -1000, 1000).astype(int)).max() <= 1
+    assert lab_f.shape == lab_s.shape and np.array_equal(lab_f, lab_s)
+    assert np.abs(hu_f.astype(int) - hu_s).max() <= 1
     assert np.allclose(aff_f, aff_s, atol=1e-6)
 
 
@@ -118,10 +118,40 @@ def test_shards_write_their_own_manifests_and_merge(tmp_path):
     m0 = build_cache(scans, out, (4., 4., 4.), workers=1, shard=(0, 3))
     m2 = build_cache(scans, out, (4., 4., 4.), workers=1, shard=(2, 3))
     assert (m0['shard'], m2['shard']) == ([0, 3], [2, 3]) and not (out/'manifest.json').exists()
-    assert sorted(m0['scans']) == [s['scan_id'] for s in scans[0::3]]
+    assert sorted([*m0['scans'], *m0['bad']]) == sorted(s['scan_id'] for s in scans if shard_of(s['scan_id'], 3) == 0)   # by hash of the id
     with pytest.raises(CtglipError, match='shards 1/3'): merge_manifests(out)
     with pytest.raises(CtglipError, match='1 of 3|2 of 3'): Cache(out)
     man = build_cache(scans, out, (4., 4., 4.), workers=1, shard=(1, 3))             # the last shard merges
     assert man['shards'] == 3 and sorted(man['scans']) == [s['scan_id'] for s in scans]
     assert json.loads((out/'manifest.json').read_text()) == man == merge_manifests(out, 3)
     assert cache_cli([str(tmp_path/'synth'), '--out', str(out), '--merge']) == 0 and len(Cache(out)) == 5
+
+
+def test_blank_headers_take_the_careful_path(tmp_path):
+    "A CT-RATE v1 pair (blank headers, stored values, metadata row) is refused by the fast reader and cached like its v2 twin."
+    c = embedded_case(); img, lab = nib.load(str(c['image'])), nib.load(str(c['mask']))
+    nib.save(nib.Nifti1Image((np.asanyarray(img.dataobj) + 1024).astype(np.int16), None), tmp_path/'ct.nii.gz')
+    nib.save(nib.Nifti1Image(np.asanyarray(lab.dataobj).astype(np.uint8), None), tmp_path/'seg.nii.gz')
+    a = img.affine; sp = np.sqrt((a[:3, :3]**2).sum(0)); assert ''.join(nib.aff2axcodes(a)) == 'RAS'
+    # RAS array: row cosine -x, column cosine -y in LPS; the first voxel's LPS position
+    row = dict(XYSpacing=f'[{sp[0]}, {sp[1]}]', ZSpacing=str(sp[2]), ImageOrientationPatient='[-1, 0, 0, 0, -1, 0]',
+               ImagePositionPatient=str((a[:3, 3] * [-1, -1, 1]).tolist()), RescaleSlope='1', RescaleIntercept='-1024')
+    v1 = dict(scan_id='v1', image=str(tmp_path/'ct.nii.gz'), mask=str(tmp_path/'seg.nii.gz'), meta=row)
+    assert _fast_pair(v1['image'], v1['mask'], (4., 4., 4.), (-1000, 1000)) is None
+    m1 = cache_scan(v1, tmp_path/'c', (4., 4., 4.)); m2 = cache_scan(dict(scan_id='v2', image=str(c['image']), mask=str(c['mask']), meta=row), tmp_path/'c', (4., 4., 4.))
+    assert np.allclose(m1['affine'], m2['affine'], atol=1e-4) and m1['boxes'] == m2['boxes']
+    h1, h2 = (np.load(tmp_path/'c'/'scans'/s/'image.npy') for s in ('v1', 'v2'))
+    assert np.abs(h1.astype(int) - h2).max() <= 1 and h2.min() == -1000       # HU once: v1 rescaled, v2 (header, HU) kept
+
+
+def test_cache_shards_follow_the_scan_id_hash(tmp_path):
+    "A scan's cache shard is `shard_of` its id, the pairing rule: scans added to the dataset move no other scan."
+    scans = _scans(tmp_path/'synth', 4); out = tmp_path/'cache'
+    extra = [dict(s, scan_id=f"a_{s['scan_id']}") for s in scans]             # more scans, sorted before the others
+    share = lambda pool, i, n: {s['scan_id'] for s in pool if shard_of(s['scan_id'], n) == i}
+    for n in (2, 3):
+        assert all(share(scans, i, n) <= share(extra + scans, i, n) for i in range(n))
+    m = build_cache(scans, out, (6., 6., 6.), workers=1, shard=(1, 2))
+    assert sorted([*m['scans'], *m['bad']]) == sorted(share(scans, 1, 2))
+    with pytest.raises(CtglipError, match='I/N'): cache_cli([str(tmp_path/'synth'), '--out', str(out), '--shard', 'x'])
+    with pytest.raises(CtglipError, match='need 0 <= I < N'): build_cache(scans, out, (6., 6., 6.), workers=1, shard=(2, 2))

@@ -32,7 +32,8 @@ def _v2_to_v1_lut():
     return lut
 
 
-def make_ctrate(root, studies=STUDIES, seed:int=0, mask_version:str='v2', blank_header:bool=False,
+def make_ctrate(root, studies=STUDIES, seed:int=0, mask_version:str='v2', blank_header=False, blank_mask:bool=False,
+                metadata:bool|None=None, no_report:dict|None=None,
                 null_labels={'valid': {'Hiatal hernia': 0, 'Medical material': 1}}) -> dict:
     """Write a CT-RATE-shaped dataset under `root` and return dict(root, volumes, labels={split: DataFrame}).
 
@@ -45,12 +46,18 @@ def make_ctrate(root, studies=STUDIES, seed:int=0, mask_version:str='v2', blank_
     values (HU = RescaleSlope * raw + RescaleIntercept), no affine, the array in DICOM order (i along the row cosine,
     j along the column cosine, k along increasing slices, so that with ImageOrientationPatient [1,0,0,0,1,0] the
     LPS position of voxel (i, j, k) is ImagePositionPatient + (i sx, j sy, k sz)), plus `metadata/<split>_metadata.csv`
-    with the geometry; their masks carry that fixed geometry (TotalSegmentator run on the fixed volume)."""
+    with the geometry; their masks carry that fixed geometry (TotalSegmentator run on the fixed volume), or, with
+    `blank_mask=True`, the same blank header (TotalSegmentator run on the v1 file). `blank_header` may also be a set of
+    volume names (the others are written as v2). `metadata` (default: when any volume is v1) writes the metadata CSV
+    for every volume, v2 ones included (in HU, yet `RescaleIntercept -1024`, as CT-RATE's metadata says).
+    `no_report` maps volume names to 'missing' (no report row) or 'empty' (a row with empty text)."""
     root = Path(root); case = embedded_case()
     ct, seg = nib.load(case['image']), nib.load(case['mask'])
     hu, lab, aff0 = np.asarray(ct.dataobj).astype(np.int16), np.asarray(seg.dataobj).astype(np.uint8), ct.affine
     if mask_version == 'v1': lab = _v2_to_v1_lut()[lab]
     rng = np.random.default_rng(seed); vols, labels, k = [], {}, 0
+    v1 = (lambda n: bool(blank_header)) if isinstance(blank_header, bool) else (lambda n: n in blank_header)
+    metadata = bool(blank_header) if metadata is None else metadata; no_report = no_report or {}
     for split, st in studies.items():
         reports, rows, meta = [], [], []
         for p, n_rec in st:
@@ -63,27 +70,30 @@ def make_ctrate(root, studies=STUDIES, seed:int=0, mask_version:str='v2', blank_
                 sl = tuple(slice(a, n - b) for a, n, b in zip(lo, hu.shape, hi))
                 img, msk = hu[sl], lab[sl]
                 aff = aff0.copy(); aff[:3, 3] += aff0[:3, :3] @ lo + rng.uniform(-5, 5, 3)
-                if rng.random() < .5 and not blank_header:   # flip x: voxel i holds what was at nx-1-i
+                blank = v1(name)
+                if rng.random() < .5 and not blank:   # flip x: voxel i holds what was at nx-1-i
                     img, msk = img[::-1], msk[::-1]; aff = aff @ np.array([[-1, 0, 0, img.shape[0] - 1], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
-                if blank_header:   # DICOM order: LPS axes along i, j (flip x and y of the RAS-ordered array)
+                if blank:   # DICOM order: LPS axes along i, j (flip x and y of the RAS-ordered array)
                     img, msk = img[::-1, ::-1], msk[::-1, ::-1]
                     aff = aff @ np.array([[-1, 0, 0, img.shape[0] - 1], [0, -1, 0, img.shape[1] - 1], [0, 0, 1, 0], [0, 0, 0, 1]])
-                    sp = np.sqrt((aff[:3, :3]**2).sum(0)); pos = aff[:3, 3] * [-1, -1, 1]   # RAS -> LPS
-                    meta.append(dict(VolumeName=name, XYSpacing=f'[{sp[0]:g}, {sp[1]:g}]', ZSpacing=f'{sp[2]:g}', RescaleSlope=1,
-                                     RescaleIntercept=-1024, ImagePositionPatient=f'[{pos[0]:.4f}, {pos[1]:.4f}, {pos[2]:.4f}]',
-                                     ImageOrientationPatient='[1, 0, 0, 0, 1, 0]'))
                     vol = nib.Nifti1Image((np.ascontiguousarray(img).astype(np.int32) + 1024).astype(np.int16), None)
                 else: vol = nib.Nifti1Image(np.ascontiguousarray(img), aff)
+                sp = np.sqrt((aff[:3, :3]**2).sum(0)); pos = aff[:3, 3] * [-1, -1, 1]   # RAS -> LPS (a v1 file's geometry; a v2 file's header wins)
+                meta.append(dict(VolumeName=name, XYSpacing=f'[{sp[0]:g}, {sp[1]:g}]', ZSpacing=f'{sp[2]:g}', RescaleSlope=1,
+                                 RescaleIntercept=-1024, ImagePositionPatient=f'[{pos[0]:.4f}, {pos[1]:.4f}, {pos[2]:.4f}]',
+                                 ImageOrientationPatient='[1, 0, 0, 0, 1, 0]'))
                 path = root/'dataset'/rel/name; path.parent.mkdir(parents=True, exist_ok=True); nib.save(vol, path)
                 mpath = root/'masks'/(rel if k % 2 == 0 else '')/name; mpath.parent.mkdir(parents=True, exist_ok=True)
-                nib.save(nib.Nifti1Image(np.ascontiguousarray(msk), aff), mpath)
-                reports.append(dict(VolumeName=name, Findings_EN=' '.join(text[:2]), Impressions_EN=text[2]))
+                nib.save(nib.Nifti1Image(np.ascontiguousarray(msk), None if blank and blank_mask else aff), mpath)
+                if no_report.get(name) != 'missing':
+                    empty = no_report.get(name) == 'empty'
+                    reports.append(dict(VolumeName=name, Findings_EN='' if empty else ' '.join(text[:2]), Impressions_EN='' if empty else text[2]))
                 rows.append(dict(VolumeName=name, **y)); vols.append(path); k += 1
         (root/'radiology_text_reports').mkdir(parents=True, exist_ok=True); (root/'multi_abnormality_labels').mkdir(exist_ok=True)
         pd.DataFrame(reports).to_csv(root/'radiology_text_reports'/REPORT_CSV[split], index=False)
         labels[split] = pd.DataFrame(rows)[['VolumeName'] + CTRATE_LABELS]
         labels[split].to_csv(root/'multi_abnormality_labels'/f'{split}_predicted_labels.csv', index=False)
-        if blank_header:
+        if metadata:
             (root/'metadata').mkdir(exist_ok=True); pd.DataFrame(meta).to_csv(root/'metadata'/META_CSV[split], index=False)
     return dict(root=root, volumes=vols, labels=labels)
 
@@ -96,9 +106,14 @@ def ctglip(*args) -> tuple:
     return rc, out.getvalue(), err.getvalue()
 
 
+V1 = {'train_2_a_1.nii.gz', 'valid_1_a_2.nii.gz', 'valid_3_a_1.nii.gz', 'valid_5_a_1.nii.gz'}   # written as CT-RATE v1 (blank header, stored values)
+NO_REPORT = {'valid_4_a_1.nii.gz': 'missing', 'valid_5_a_1.nii.gz': 'empty'}
+
+
 @pytest.fixture(scope='module')
 def ctrate(tmp_path_factory):
-    return make_ctrate(tmp_path_factory.mktemp('ctrate')/'CT-RATE')
+    "v1 and v2 volumes mixed (metadata CSV for all), two validation scans without a report."
+    return make_ctrate(tmp_path_factory.mktemp('ctrate')/'CT-RATE', blank_header=V1, no_report=NO_REPORT)
 
 
 @pytest.fixture(scope='module')
@@ -127,7 +142,9 @@ def test_fixture_is_ctrate_shaped(ctrate):
     scans = find_scans(ctrate['root'])
     test = {s.split: sum(t.split == s.split for t in scans) for s in scans}
     assert test == {'train': 4, 'valid': 8}
-    assert all(s.mask and s.findings and s.impression for s in scans)
+    assert all(s.mask and s.meta for s in scans)
+    assert {s.scan_id + '.nii.gz' for s in scans if not s.has_report} == set(NO_REPORT)
+    assert {s.scan_id + '.nii.gz' for s in scans if nib.load(s.image).header['sform_code'] == 0} == V1
     assert {Path(s.mask).parent.name == 'masks' for s in scans} == {True, False}   # flat masks and a tree mirroring dataset/
     assert list(ctrate['labels']['valid'].columns[1:]) == CTRATE_LABELS
 
@@ -147,6 +164,7 @@ def test_evaluate_ctglip_and_clip(ctrate, runs, tmp_path):
         scored, cal = scores.index[scores.part == 'scored'], scores.index[scores.part == 'calibration']
         assert (res['n_scans'], res['n_calibration']) == (len(scored), len(cal)) and len(scored) + len(cal) == 8
         assert not {study_id(s) for s in scored} & {study_id(s) for s in cal}   # whole studies on one side
+        assert {'valid_4_a_1', 'valid_5_a_1'} <= set(scores.index)              # scans without a report are scored too
         assert res['protocol']['not_scored'] == {} and res['protocol']['level'] == ('organ' if model == 'ctglip' else 'scan')
         for name, m in res['labels'].items():
             y = csv.loc[scored, name]
@@ -188,7 +206,7 @@ def test_bad_labels_are_one_line_errors(ctrate, runs, tmp_path):
 
 
 def test_v1_ids_and_blank_headers(tmp_path):
-    "The variants a later test needs (the cache does not read them yet): v1 mask ids; raw values without a header, geometry in metadata."
+    "The fixture's variants: v1 mask ids; raw values without a header, geometry in metadata."
     import ast
     from ctglip.anatomy import id2name
     st = {'valid': [(1, 1), (2, 1), (3, 1)]}
@@ -212,3 +230,39 @@ def test_v1_ids_and_blank_headers(tmp_path):
         assert np.allclose(m.affine, aff, atol=1e-3) and set(np.unique(np.asarray(m.dataobj))) - {0} <= v1
         ml = np.asarray(m.dataobj)[tuple(ijk.T)]; rm = nib.load(ref['root']/'masks'/(rel if mp.exists() else path.name))
         assert (ml == _v2_to_v1_lut()[np.asarray(rm.dataobj)[tuple(k.T)]]).all()
+
+
+def test_v1_and_v2_cache_alike(tmp_path):
+    """The same scans written as CT-RATE v1 (blank headers on volumes and masks, stored values) and as v2 (headers, HU, and a
+    metadata row that still says RescaleIntercept -1024) give the same cache: geometry from the metadata, HU applied once."""
+    from ctglip.data.layout import find_scans
+    from ctglip.data.cache import build_cache, read_pair
+    st, sp, win = {'valid': [(1, 1), (2, 1), (3, 1)]}, (5., 4.5, 5.), (-2000., 3000.)   # no nearest-neighbour ties from 3 mm
+    d1 = make_ctrate(tmp_path/'v1', studies=st, blank_header=True, blank_mask=True)
+    d2 = make_ctrate(tmp_path/'v2', studies=st, metadata=True)
+    s1, s2 = find_scans(d1['root']), find_scans(d2['root'])
+    assert [s.scan_id for s in s1] == [s.scan_id for s in s2] and all(s.meta['RescaleIntercept'] == '-1024' for s in s1 + s2)
+    assert all(nib.load(s.mask).header['sform_code'] == 0 for s in s1)
+    m1, m2 = build_cache(s1, tmp_path/'c1', sp, win, workers=1), build_cache(s2, tmp_path/'c2', sp, win, workers=1)
+    assert m1['bad'] == m2['bad'] == {} and len(m1['scans']) == len(m2['scans']) == 3
+    for s in s2:
+        (h1, l1), (h2, l2) = ((np.load(c/'scans'/s.scan_id/'image.npy'), np.load(c/'scans'/s.scan_id/'labels.npy')) for c in (tmp_path/'c1', tmp_path/'c2'))
+        assert np.array_equal(l1, l2) and np.abs(h1.astype(int) - h2).max() <= 1          # v1 rescaled once, v2 kept
+        hu = read_pair(s.image, s.mask, sp, win)[0]                                         # the v2 file as stored, no metadata
+        assert np.abs(hu.astype(int) - h2).max() <= 1 and h2.min() < -1000
+        assert np.allclose(m1['scans'][s.scan_id]['affine'], m2['scans'][s.scan_id]['affine'], atol=1e-3)
+    bad = s1[0]; m = nib.load(bad.mask)
+    nib.save(nib.Nifti1Image(np.asarray(m.dataobj)[:, :, :-2].copy(), None), bad.mask)     # a blank mask of another shape
+    why = build_cache(s1, tmp_path/'c3', sp, win, workers=1)['bad'][bad.scan_id]
+    assert why.startswith(bad.mask) and f"its volume {bad.image} has shape" in why and 'blank NIfTI header' in why
+
+
+def test_predict_reads_a_v1_volume_with_its_metadata(ctrate, runs, tmp_path):
+    from ctglip.data.layout import find_mask
+    v = next(p for p in ctrate['volumes'] if p.name in V1 and p.name.startswith('valid'))
+    mask, meta = find_mask(v, ctrate['root']), ctrate['root']/'metadata'/'validation_metadata.csv'
+    rc, out, err = ctglip('predict', runs['ctglip'], v, mask, '--metadata', meta, '--out', tmp_path/'p.json', '--device', 'cpu')
+    assert rc == 0, err[-2000:]
+    assert json.loads((tmp_path/'p.json').read_text())['organs']
+    rc, _, err = ctglip('predict', runs['ctglip'], v, mask, '--device', 'cpu')
+    assert rc == 2 and f"{v}: blank header" in err

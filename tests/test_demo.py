@@ -22,6 +22,8 @@ def test_demo_outputs(demo_dir):
     assert {'organ_top1', 'abnormality_auc_mean', 'abnormality_f1_mean'} <= set(m['ctglip'])
     assert {'abnormality_auc_mean', 'abnormality_f1_mean'} <= set(m['clip'])
     assert m['data']['n_train'] > 0 and m['data']['n_test'] > 0 and m['config']['preset'] == 'tiny'
+    assert m['protocol']['labels'] == 'generator' and isinstance(m['data']['hidden_test_findings'], int)   # scored against the generator's truth
+    assert 'abnormality_auc_mean_parsed_labels' in m['ctglip'] and 'abnormality_auc_mean_parsed_labels' in m['clip']   # the secondary row
     html = (demo_dir/'report.html').read_text()
     assert 'CT-GLIP' in html and html.count('plotly.js v') == 1   # plotly.js inlined exactly once
 

@@ -64,7 +64,7 @@ def test_threshold_metrics_come_from_validation_only():
     assert np.isnan(r['abnormality']['table'].f1).all()
     rv = score(test, m, n_boot=50, valid=valid)
     p = rv['protocol']
-    assert (p['selected_on'], p['threshold'], p['labels'], p['prompts'], p['tasks']) == ('valid', 'youden-on-valid', 'generator', 'dict', 'valid')
+    assert (p['selected_on'], p['threshold'], p['labels'], p['prompts'], p['tasks']) == ('valid', 'youden-on-valid', 'pairs', 'dict', 'valid')
     a, av = rv['abnormality'], score(valid, m, n_boot=0, tasks=rv['abnormality']['tasks'])['abnormality']
     for j in range(len(a['tasks'])):
         mv = ~np.isnan(av['labels'][:, j]); mt = ~np.isnan(a['labels'][:, j])

@@ -82,3 +82,21 @@ def test_bad_scan_is_skipped_not_fatal(tmp_path):
     res = train(get_config('tiny', ['steps=3']), d, tmp_path/'run', work=tmp_path/'work', val_hook=None)
     man = json.loads(next((tmp_path/'work'/'cache').glob('*/manifest.json')).read_text())
     assert list(man['bad']) == [bad.name[:-len('.nii.gz')]] and res['steps'] == 3
+
+
+def test_torchrun_refuses_unbuilt_work_folder_then_prepare(toy, tmp_path):
+    "Under torchrun every rank refuses a work folder that is not built (naming the command); after `ctglip prepare` it trains and validates."
+    fresh = tmp_path/'fresh'
+    tr = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', str(29700 + os.getpid() % 200), '-m', 'ctglip.train']
+    args = ['--data', str(toy), '--work', str(fresh), '--out', str(tmp_path/'run'), '--preset', 'tiny', 'steps=2', 'batch_size=4', 'val_batch_size=1']
+    r = subprocess.run(tr + args, env=ENV, capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and r.stderr.count('under torchrun the data must be built beforehand') == 2, r.stderr[-3000:]
+    assert f"ctglip prepare --data {toy} --work {fresh} --preset tiny" in r.stderr and not fresh.exists()
+    exe = str(Path(sys.executable).parent/'ctglip')
+    p = subprocess.run([exe, 'prepare', '--data', str(toy), '--work', str(fresh), '--preset', 'tiny', '--workers', '1'], env=ENV, capture_output=True, text=True)
+    assert p.returncode == 0 and p.stdout.startswith('ready: '), p.stderr[-2000:]
+    r = subprocess.run(tr + args, env=ENV, capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr[-3000:]
+    val = [m for m in _metrics(tmp_path/'run') if 'val_n_scans' in m]
+    n_valid = sum(1 for l in (fresh/'scans.jsonl').read_text().splitlines() if json.loads(l)['split'] == 'valid')
+    assert len(val) == 1 and val[0]['step'] == 2 and val[0]['val_n_scans'] == n_valid >= 1   # every valid scan once (rank 1 has none here)

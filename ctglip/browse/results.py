@@ -15,6 +15,8 @@ from plotly.subplots import make_subplots
 from ..core import CtglipError
 from ..anatomy import readable, group_label_ids
 from ..eval.metrics import roc_curve, roc_auc, youden_threshold
+from ..data.volume import load_volume, load_mask
+from ..viz import case_figure
 
 # %% auto #0
 __all__ = ['SCORE_COLS', 'COLORS', 'scores_frame', 'roc_figure', 'score_figure', 'worst_cases', 'auc_figure', 'organ_figure',
@@ -130,8 +132,6 @@ def report_sentences(report:dict, terms) -> list:
 # %% ../../nbs/61_browse.results.ipynb #a10bdf77
 def case_panel(data_dir, scan_id:str, organ:str, abnormality:str|None=None, title:str|None=None, height:int=300):
     "(figure of the three planes through the organ with overlays, report sentences about it)."
-    from ctglip.data.volume import load_volume, load_mask
-    from ctglip.viz import case_figure
     f = case_files(data_dir, scan_id); img = load_volume(f['image']); lab = load_mask(f['mask'], like=img).array
     om = np.isin(lab, group_label_ids(organ))
     les = load_volume(f['lesion']).array.astype(np.int16) if f['lesion'] else None

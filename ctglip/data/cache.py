@@ -16,12 +16,12 @@ import nibabel as nib
 
 from ..core import CtglipError, HU_WINDOW, DEFAULT_SPACING, atomic_path, get_logger
 from ..anatomy import id2name, check_label_ids, v1_to_v2
-from .volume import load_volume, load_mask, resample_pair
-from .layout import find_scans
+from .volume import read_scan, resample_pair
+from .layout import find_scans, shard_of, parse_shard
 
 # %% auto #0
-__all__ = ['organ_boxes', 'foreground_box', 'cache_scan', 'write_manifest', 'write_shard_manifest', 'merge_manifests',
-           'build_cache', 'cache_cli', 'Cache']
+__all__ = ['organ_boxes', 'foreground_box', 'read_pair', 'cache_scan', 'write_manifest', 'write_shard_manifest',
+           'merge_manifests', 'build_cache', 'cache_cli', 'Cache']
 
 # %% ../../nbs/17_data.cache.ipynb #37308c2b
 try: from isal import igzip as _gzip          # ISA-L inflate: about 2x zlib (bench/p1_preprocess.py measures the choice)
@@ -237,18 +237,28 @@ def _fast_pair(image, mask, # NIfTI paths
     return (hu.copy(), lab.copy(), aff) if copy else (hu, lab, aff)
 
 # %% ../../nbs/17_data.cache.ipynb #78b368d5
-def _read_pair(image, mask, spacing, label_version:str='v2'):
-    img = load_volume(image)
-    lab = load_mask(mask, like=img, version=label_version)
-    img, lab = resample_pair(img, lab, spacing)
-    return np.asarray(img.array), np.asarray(lab.array), np.asarray(img.affine, dtype=float)
+def read_pair(image, # CT file, DICOM folder or `Volume` (see `ctglip.data.volume.read_scan`)
+              mask, # organ mask file, per-class folder or v2 `Volume`
+              spacing, # mm [x,y,z]
+              hu_window=HU_WINDOW, # HU range kept (values are clipped to it)
+              label_version:str='v2', # TotalSegmentator id set of a mask file (stored as v2 ids)
+              meta=None, # the volume's metadata row (a blank header's geometry, rescale)
+              resample_mask:bool=False) -> tuple: # resample a mask on another grid onto the image instead of refusing it
+    "(int16 HU (X, Y, Z) clipped to the window, uint8 v2 labels (X, Y, Z), affine) at `spacing`, by the careful path."
+    img, lab = read_scan(image, mask, meta, label_version, resample_mask)
+    img, lab = resample_pair(img, lab, tuple(spacing))
+    hu, lb = np.asarray(img.array), np.asarray(lab.array)
+    if not np.isfinite(hu).all(): raise CtglipError("image has NaN or infinite values", img.path)
+    if lb.max() > 255 or lb.min() < 0: raise CtglipError("label ids outside 0..255", lab.path)
+    lo, hi = hu_window
+    return np.clip(np.rint(hu), lo, hi).astype(np.int16), lb.astype(np.uint8), np.asarray(img.affine, dtype=float)
 
 def _save_npy(arr, path):
     with atomic_path(path) as tmp:
         with open(tmp, 'wb') as f: np.save(f, arr)
 
 # %% ../../nbs/17_data.cache.ipynb #c93dc23e
-def cache_scan(scan:dict, # `scan_id, split, image, mask` (from `find_scans`)
+def cache_scan(scan:dict, # `scan_id, split, image, mask` and optional `meta` (a `Scan` of `find_scans` as a dict)
                out, # cache directory
                spacing=DEFAULT_SPACING, # mm, target spacing [x,y,z]
                hu_window=HU_WINDOW, # HU range kept (values are clipped to it)
@@ -259,17 +269,13 @@ def cache_scan(scan:dict, # `scan_id, split, image, mask` (from `find_scans`)
     if not scan.get('mask'): raise CtglipError("no organ mask found", scan['image'])
     for k in ('image', 'mask'):
         if not Path(scan[k]).exists(): raise CtglipError(f"{k} file missing", scan[k])
-    lo, hi = hu_window
     fast = _fast_pair(scan['image'], scan['mask'], tuple(spacing), hu_window, copy=False) if fast_path else None
     boxes = None if fast is None else organ_boxes(fast[1])
     if boxes is not None and not set(boxes) <= _ids(label_version): fast = None   # unknown ids: the careful path explains
     if fast is not None and label_version != 'v2':
         fast = (fast[0], _to_v2(label_version)[fast[1]], fast[2]); boxes = organ_boxes(fast[1])
     if fast is None:
-        hu, lab, aff = _read_pair(scan['image'], scan['mask'], tuple(spacing), label_version)
-        if not np.isfinite(hu).all(): raise CtglipError("image has NaN or infinite values", scan['image'])
-        if lab.max() > 255 or lab.min() < 0: raise CtglipError("label ids outside 0..255", scan['mask'])
-        hu, lab = np.clip(np.rint(hu), lo, hi).astype(np.int16), lab.astype(np.uint8)
+        hu, lab, aff = read_pair(scan['image'], scan['mask'], spacing, hu_window, label_version, scan.get('meta'))
         boxes = organ_boxes(lab)
     else: hu, lab, aff = fast
     if not boxes: raise CtglipError("organ mask is empty (all zero)", scan['mask'])
@@ -356,20 +362,23 @@ def merge_manifests(out, # cache directory
     return man
 
 # %% ../../nbs/17_data.cache.ipynb #cd67456a
-def build_cache(scans:list, # dicts from `find_scans`
+def _entry(s) -> dict:
+    "A scan as the dict `cache_scan` takes (a `Scan` of `find_scans`, or such a dict)."
+    return s if isinstance(s, dict) else dict(scan_id=s.scan_id, split=s.split, image=s.image, mask=s.mask, meta=s.meta)
+
+def build_cache(scans:list, # `Scan`s of `find_scans` (or dicts `scan_id, split, image, mask[, meta]`)
                 out, # cache directory
                 spacing=DEFAULT_SPACING, # mm [x,y,z]
                 hu_window=HU_WINDOW, # HU range kept
                 workers:int=0, # processes (0 = all cores, 1 = in this process)
-                shard:tuple=(0,1), # (i, n): cache only scans i, i+n, i+2n, ...
+                shard:tuple=(0,1), # (i, n): cache only the scans of shard i of n (`shard_of` their id)
                 retry_bad:bool=False, # also retry scans listed as bad
                 progress:bool=False, # show a progress bar
                 label_version:str='v2') -> dict: # TotalSegmentator id set of the masks (stored as v2 ids)
     "Cache the scans not yet done; return the manifest (a shard's own until the last shard merges them)."
     out = Path(out); _cache_params(out, spacing, hu_window, label_version); log = get_logger('ctglip.cache')
-    i, n = shard
-    if not (0 <= i < n): raise CtglipError(f"bad shard {i}/{n}: need 0 <= I < N")
-    share = [s for j,s in enumerate(sorted(scans, key=lambda s: s['scan_id'])) if j % n == i]
+    i, n = parse_shard(f"{shard[0]}/{shard[1]}")
+    share = [s for s in sorted(map(_entry, scans), key=lambda s: s['scan_id']) if shard_of(s['scan_id'], n) == i]
     sd = out/'scans'
     todo = [s for s in share if not (sd/s['scan_id']/'meta.json').exists() and (retry_bad or not (sd/s['scan_id']/'bad.json').exists())]
     workers = workers or os.cpu_count() or 1
@@ -404,20 +413,18 @@ def cache_cli(argv:list[str]|None=None) -> int:
     p.add_argument('--out', required=True, help='cache directory (created; resumed when it exists)')
     p.add_argument('--spacing', type=float, nargs=3, default=list(DEFAULT_SPACING), metavar=('X','Y','Z'), help='target spacing in mm')
     p.add_argument('--window', type=float, nargs=2, default=list(HU_WINDOW), metavar=('LO','HI'), help='HU range kept')
-    p.add_argument('--shard', default='0/1', help='I/N: cache only every N-th scan starting at I (a job array); each writes manifest.shard-I-of-N.json')
+    p.add_argument('--shard', default='0/1', help='I/N: cache only the scans of shard I of N (a hash of the scan id; a job array); each writes manifest.shard-I-of-N.json')
     p.add_argument('--workers', type=int, default=0, help='processes (0 = all cores)')
     p.add_argument('--retry-bad', action='store_true', help='retry scans listed as bad')
     p.add_argument('--masks', default=None, help='folder of organ masks, flat or mirroring dataset/ (default: the dataset\'s masks/)')
     p.add_argument('--mask-version', default='v2', choices=['v2', 'v1'], help='TotalSegmentator id set of the masks (v1 ids are converted to v2)')
     p.add_argument('--merge', action='store_true', help='only join the shard manifests into manifest.json (after all shards finished)')
     a = p.parse_args(argv)
-    try: i, n = map(int, a.shard.split('/'))
-    except ValueError: raise CtglipError(f"--shard must look like I/N, got {a.shard!r}") from None
+    i, n = parse_shard(a.shard)
     if a.merge:
         man = merge_manifests(a.out, n if n > 1 else None)
         print(f"merged {man['shards']} shards: {man['n_scans']} scans in {a.out}, {len(man['bad'])} bad"); return 0
-    scans = [dict(scan_id=s.scan_id, split=s.split, image=s.image, mask=s.mask) for s in find_scans(a.dataset, a.masks)]
-    man = build_cache(scans, a.out, a.spacing, a.window, a.workers, (i, n), a.retry_bad, progress=True, label_version=a.mask_version)
+    man = build_cache(find_scans(a.dataset, a.masks), a.out, a.spacing, a.window, a.workers, (i, n), a.retry_bad, progress=True, label_version=a.mask_version)
     where = f"shard {i}/{n} of {a.out} (manifest.json once all {n} shards finished)" if 'shard' in man else a.out
     print(f"{man['n_scans']} scans cached in {where}, {len(man['bad'])} bad")
     for k,v in man['bad'].items(): print(f"  bad {k}: {v}")

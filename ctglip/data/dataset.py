@@ -5,6 +5,7 @@
 # %% ../../nbs/18_data.dataset.ipynb #b5fc6d89
 from __future__ import annotations
 import json, math
+from functools import partial
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,16 +16,16 @@ import torch.distributed as dist
 from ..core import CtglipError, HU_WINDOW, atomic_path, get_logger
 from ..anatomy import pair_organs
 from .layout import (Work, data_kind, default_work, find_scans, read_pairs, read_scans, write_pairs,
-                                write_scans, pairs_by_scan)
-from .pairing import dataset_pairs, pairing_policy
+                                write_scans, pairs_by_scan, parse_shard)
+from .pairing import dataset_pairs, pairs_made
 from .dictionary import AbnormalityDictionary, build_dictionary
-from .cache import Cache, build_cache, foreground_box
-from .volume import Volume, resample_pair
+from .cache import Cache, build_cache, foreground_box, read_pair
 from .transform import scan_transform, label_counts
 
 # %% auto #0
-__all__ = ['DataPaths', 'prepare_data', 'check_cache', 'scan_arrays', 'negatives_dictionary', 'sample_negatives', 'CacheDataset',
-           'collate', 'to_device', 'StepSampler', 'DeviceLoader', 'make_loader', 'split_loader']
+__all__ = ['DataPaths', 'prepare_data', 'missing_data', 'prepare_command', 'prepare_cli', 'check_cache', 'scan_arrays',
+           'negatives_dictionary', 'sample_negatives', 'CacheDataset', 'collate', 'to_device', 'StepSampler',
+           'DeviceLoader', 'make_loader', 'split_loader']
 
 # %% ../../nbs/18_data.dataset.ipynb #e395ba3b
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ def prepare_data(data, # a dataset folder, a pairs .jsonl file (scans.jsonl besi
     pairs = p if kind == 'pairs' else w.pairs
     res = DataPaths(pairs, w.scans, p if kind == 'cache' else w.cache(cfg.data))
     if rank == 0:
-        want = dict(dataset=str(p.resolve()), masks=None if masks is None else str(Path(masks).resolve()), **pairing_policy(cfg.data))
+        want = pairs_made(p, masks, cfg.data)
         made = json.loads(w.made.read_text()) if w.made.is_file() else None
         if kind == 'dataset' and not (pairs.is_file() and w.scans.is_file() and made == want):
             if made is not None and made != want: log.info(f"the pairs in {w.path} were made with {made}; re-pairing with {want}")
@@ -63,10 +64,68 @@ def prepare_data(data, # a dataset folder, a pairs .jsonl file (scans.jsonl besi
         scans = read_scans(w.scans)
         if not _cache_done(res.cache, scans):
             log.info(f"building the cache {res.cache}")
-            build_cache([dict(scan_id=s.scan_id, split=s.split, image=s.image, mask=s.mask) for s in scans], res.cache,
-                        cfg.data.spacing, cfg.data.hu_window, workers=workers, label_version=cfg.data.label_version)
+            build_cache(scans, res.cache, cfg.data.spacing, cfg.data.hu_window, workers=workers, label_version=cfg.data.label_version)
     if dist.is_available() and dist.is_initialized(): dist.barrier()
     return res
+
+# %% ../../nbs/18_data.dataset.ipynb #a7c1e002
+import argparse, shlex
+from ..config import Config, PRESETS, add_config_args, config_from_args, to_dict
+
+# %% ../../nbs/18_data.dataset.ipynb #a7c1e003
+def missing_data(data, # as for `prepare_data`
+                 cfg, # the run's `Config`
+                 work=None, # work folder for a dataset (default `default_work(data)`)
+                 masks=None) -> list: # folder of organ masks (default: the dataset's own)
+    "What `prepare_data(data, cfg, work, masks)` would still build ([] = ready), one phrase per item."
+    kind = data_kind(data); p = Path(data)
+    w = Work(p.parent.parent if kind == 'cache' else p.parent if kind == 'pairs' else Path(work) if work else default_work(p))
+    cache, out = p if kind == 'cache' else w.cache(cfg.data), []
+    if kind == 'dataset':
+        want = pairs_made(p, masks, cfg.data)
+        if not (w.pairs.is_file() and w.scans.is_file()): out.append(f"the pairs and scan table ({w.pairs}, {w.scans})")
+        elif (json.loads(w.made.read_text()) if w.made.is_file() else None) != want:
+            out.append(f"pairs for this dataset, masks and pairing policy ({w.made} records others)")
+    if not _cache_done(cache, read_scans(w.scans) if w.scans.is_file() else []):
+        merge = not (cache/'manifest.json').is_file() and any(cache.glob('manifest.shard-*'))
+        out.append(f"the cache {cache}" + (" (shard manifests not merged)" if merge else ""))
+    return out
+
+def _arg(v) -> str: return ','.join(map(str, v)) if isinstance(v, (list, tuple)) else str(v).lower() if isinstance(v, bool) else str(v)
+
+def prepare_command(data, cfg, work=None, masks=None) -> str:
+    "The `ctglip prepare` command that builds the data of `data` for `cfg` (its data settings as overrides)."
+    base = to_dict(PRESETS.get(cfg.preset, Config)())['data']
+    over = [f"data.{k}={_arg(v)}" for k,v in to_dict(cfg)['data'].items() if base.get(k) != v]
+    opts = ['--data', str(data)] + (['--work', str(work)] if work else []) + (['--masks', str(masks)] if masks else [])
+    return shlex.join(['ctglip', 'prepare', *opts, '--preset', cfg.preset if cfg.preset in PRESETS else 'default', *over])
+
+# %% ../../nbs/18_data.dataset.ipynb #a7c1e006
+def prepare_cli(argv:list[str]|None=None) -> int:
+    "Command line: build the pairs, scan table and cache that `ctglip train` reads, before `torchrun`."
+    p = argparse.ArgumentParser(prog='ctglip prepare', description='Build everything `ctglip train` reads (pairs, scan table, cache) into the work folder, from one process, before torchrun.')
+    p.add_argument('--data', required=True, help='dataset folder (CT-RATE layout, SynthCT, scans.csv), or a pairs .jsonl file (then only its cache)')
+    p.add_argument('--work', default=None, help='work folder (default: under $CTGLIP_CACHE or ~/.cache/ctglip); give train the same')
+    p.add_argument('--masks', default=None, help="folder of organ masks, flat or mirroring dataset/ (default: the dataset's masks/)")
+    p.add_argument('--workers', type=int, default=0, help='cache processes (0 = all cores)')
+    p.add_argument('--shard', default=None, help='I/N: only the cache of the scans of shard I of N (a hash of the scan id; a job array); then run once without --shard for the pairs')
+    add_config_args(p)
+    a = p.parse_args(argv)
+    if a.preset == 'auto' and not a.config: raise CtglipError("give the --preset (or --config) that train will use: the cache geometry and the pairs depend on it")
+    cfg = config_from_args(a)
+    if a.shard:
+        i, n = parse_shard(a.shard)
+        if data_kind(a.data) != 'dataset': raise CtglipError("--shard needs a dataset folder", a.data)
+        cache = Work(Path(a.work) if a.work else default_work(a.data)).cache(cfg.data)
+        man = build_cache(find_scans(a.data, a.masks), cache, cfg.data.spacing, cfg.data.hu_window, workers=a.workers, shard=(i, n), label_version=cfg.data.label_version)
+        print(f"shard {i}/{n}: {man['n_scans']} scans cached in {cache}, {len(man['bad'])} bad; once every shard finished: "
+              + prepare_command(a.data, cfg, a.work, a.masks)); return 0
+    paths = prepare_data(a.data, cfg, a.work, a.masks, workers=a.workers)
+    left = missing_data(a.data, cfg, a.work, a.masks)
+    if left: raise CtglipError(f"still missing after the build: {'; '.join(left)}", a.data)
+    n = len(read_pairs(paths.pairs)); c = Cache(paths.cache)
+    print(f"ready: {n} pairs in {paths.pairs}, {len(c)} cached scans ({len(c.bad)} bad) in {paths.cache}")
+    return 0
 
 # %% ../../nbs/18_data.dataset.ipynb #70bc0fce
 def check_cache(cache:Cache, cfg):
@@ -78,17 +137,14 @@ def check_cache(cache:Cache, cfg):
                           f"{want[0]} mm, HU window {want[1]} and {want[2]} masks: build a cache for this config (another --work or cache folder)", cache.path)
 
 # %% ../../nbs/18_data.dataset.ipynb #7d77462f
-def scan_arrays(image:Volume, # a CT in HU (any spacing and orientation: `load_volume`)
-                mask:Volume, # its v2 label map on the same grid (`load_mask(..., like=image)`)
-                data_cfg) -> dict: # the run's `DataConfig`
+def scan_arrays(image, # a CT: NIfTI file, DICOM folder, or a `Volume` in HU (`ctglip.data.volume.read_scan`)
+                mask, # its organ mask: label map, per-class folder, or a v2 `Volume` on the image grid
+                data_cfg, # the run's `DataConfig` (spacing, HU window, mask id version of a mask file)
+                meta=None, # the volume's metadata row (a blank CT-RATE v1 header's geometry, rescale)
+                resample_mask:bool=False) -> dict: # resample a mask on another grid onto the image
     "dict(image int16 HU, label uint8, fg_box, affine) at `data_cfg.spacing`: a cache entry in memory."
-    img, lab = resample_pair(image, mask, tuple(data_cfg.spacing))
-    lo, hi = data_cfg.hu_window
-    a = np.asarray(img.array)
-    if not np.isfinite(a).all(): raise CtglipError("image has NaN or infinite values", image.path)
-    hu = np.clip(np.rint(a), lo, hi).astype(np.int16); lb = np.asarray(lab.array)
-    if lb.min() < 0 or lb.max() > 255: raise CtglipError("label ids outside 0..255", mask.path)
-    return dict(image=hu, label=lb.astype(np.uint8), fg_box=foreground_box(hu), affine=np.asarray(img.affine, float))
+    hu, lab, aff = read_pair(image, mask, data_cfg.spacing, data_cfg.hu_window, data_cfg.label_version, meta, resample_mask)
+    return dict(image=hu, label=lab, fg_box=foreground_box(hu), affine=aff)
 
 # %% ../../nbs/18_data.dataset.ipynb #9b11fea5
 def negatives_dictionary(pairs:list, # pair records (only the training split is mined)
@@ -209,7 +265,8 @@ def _getitem(self:CacheDataset, item) -> dict:
 CacheDataset.__getitem__ = _getitem
 
 # %% ../../nbs/18_data.dataset.ipynb #cb725cdb
-def collate(samples:list) -> dict:
+def collate(samples:list, # `CacheDataset` samples
+            lung_units:str='lung') -> dict: # the run's `data.lung_units`: `organ_idx` indexes `pair_organs(lung_units)`
     "Stack samples into a host batch (int16 `image_hu` and `pair_map`; the pair lists flattened)."
     B = len(samples); size = samples[0]['image'].shape
     img = torch.from_numpy(np.stack([s['image'] for s in samples]))[:, None]
@@ -221,9 +278,12 @@ def collate(samples:list) -> dict:
             scan_idx.append(b); organ.append(r['organ']); text.append(r['text']); norm.append(bool(r['is_normal']))
             finds.append(list(r.get('findings') or []))
         pm[b] = lut[s['labels']]; negs += s['neg_text']
-    oidx = {o:i for i,o in enumerate(pair_organs())}
+    oidx = {o:i for i,o in enumerate(pair_organs(lung_units))}
+    if bad := sorted(set(organ) - set(oidx)):
+        raise CtglipError(f"pairs of organ(s) {bad[:5]} are no pairing units under data.lung_units={lung_units!r}: "
+                          "the pairs were made under another lung setting (re-pair them with the run's config)", samples[0]['scan_id'])
     return dict(image_hu=img, pair_map=torch.from_numpy(pm), scan_idx=torch.tensor(scan_idx, dtype=torch.long),
-                organ=organ, organ_idx=torch.tensor([oidx.get(o, -1) for o in organ], dtype=torch.long), text=text,
+                organ=organ, organ_idx=torch.tensor([oidx[o] for o in organ], dtype=torch.long), text=text,
                 is_normal=torch.tensor(norm, dtype=torch.bool), findings=finds, neg_text=negs,
                 report=[s['report'] for s in samples], scan_id=[s['scan_id'] for s in samples],
                 n_skipped=sum(s['n_skipped'] for s in samples))
@@ -294,14 +354,15 @@ def make_loader(dataset:CacheDataset, # the dataset
                 rank:int=0, world:int=1, # distributed position
                 device='cpu', # where batches go
                 batch_size:int|None=None, # global batch (default cfg.train.batch_size)
-                shuffle:bool|None=None) -> DeviceLoader: # default: dataset.train
+                shuffle:bool|None=None, # default: dataset.train
+                batches:list|None=None) -> DeviceLoader: # explicit batches of (index, stream position) instead of the step sampler
     "A loader of batches on `device` for this rank."
     t = dataset.cfg.train; B = batch_size or t.batch_size
     accum = t.grad_accum if dataset.train else 1
     steps = steps if steps is not None else math.ceil(len(dataset) / B)
-    smp = StepSampler(len(dataset), B, steps, t.seed, rank, world, accum, start_step, dataset.train if shuffle is None else shuffle)
+    smp = batches if batches is not None else StepSampler(len(dataset), B, steps, t.seed, rank, world, accum, start_step, dataset.train if shuffle is None else shuffle)
     pin = torch.device(device).type == 'cuda'
-    kw = dict(num_workers=t.num_workers, pin_memory=pin, collate_fn=collate)
+    kw = dict(num_workers=t.num_workers, pin_memory=pin, collate_fn=partial(collate, lung_units=dataset.cfg.data.lung_units))
     if t.num_workers: kw.update(prefetch_factor=t.prefetch, persistent_workers=False)
     return DeviceLoader(torch.utils.data.DataLoader(dataset, batch_sampler=smp, **kw), device, dataset.cfg.data.hu_window)
 

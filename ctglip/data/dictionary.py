@@ -6,6 +6,7 @@
 from __future__ import annotations
 import argparse
 from collections import Counter
+from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
 from typing import Sequence
@@ -14,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from ..core import CtglipError, atomic_path, get_logger
-from ..anatomy import pair_organs
+from ..anatomy import pair_organs, base_group
+from .layout import read_pairs
 
 # %% auto #0
 __all__ = ['DICTIONARY_VERSION', 'DICTIONARIES', 'COLUMNS', 'load_dictionary', 'mine_pairs', 'merge_dictionary',
@@ -40,9 +42,15 @@ def load_dictionary(name_or_path='seed') -> pd.DataFrame:
     return df[COLUMNS]
 
 # %% ../../nbs/14_data.dictionary.ipynb #26cdd4a3
+@lru_cache(maxsize=None)
+def _group(unit:str) -> str:
+    "The dictionary organ of a pairing unit: its group (`lung_right`, a lobe -> `lung`); an unknown name stays itself."
+    try: return base_group(unit)
+    except CtglipError: return unit
+
 def mine_pairs(pairs:list) -> pd.DataFrame:
-    "(organ, name, count) of the findings of the abnormal pairs."
-    c = Counter((p['organ'], f.lower()) for p in pairs if not p.get('is_normal') for f in p.get('findings', []))
+    "(organ, name, count) of the findings of the abnormal pairs, by the group of each pair's unit."
+    c = Counter((_group(p['organ']), f.lower()) for p in pairs if not p.get('is_normal') for f in p.get('findings', []))
     return pd.DataFrame([dict(organ=o, name=n, count=k) for (o, n), k in sorted(c.items())], columns=['organ', 'name', 'count'])
 
 def merge_dictionary(mined:pd.DataFrame, seed:pd.DataFrame|None=None, min_count:int=1) -> pd.DataFrame:
@@ -77,7 +85,7 @@ class AbnormalityDictionary:
     def load(cls, name_or_path='seed'): return cls(load_dictionary(name_or_path))
     def __len__(self): return len(self.df)
     def __repr__(self): return f"AbnormalityDictionary({len(self)} entries, {len(self.by_organ)} organs)"
-    def entries(self, organ:str) -> list: return list(self.by_organ.get(organ, []))
+    def entries(self, organ:str) -> list: return list(self.by_organ.get(_group(organ), []))   # a lung side or lobe: the lung's
     def forms(self, phrase:str) -> set:
         "A phrase with all its synonyms (lower case)."
         p = phrase.lower()
@@ -89,7 +97,7 @@ class AbnormalityDictionary:
         return set(self._forms[p])
     def _clash(self, entry, banned):
         return any(a == b or f' {a} ' in f' {b} ' or f' {b} ' in f' {a} ' for a in self.forms(entry) for b in banned)
-    def sample_negatives(self, organ:str, # pairing group of the pair
+    def sample_negatives(self, organ:str, # pairing unit of the pair (a lung side or lobe draws the lung's phrases)
                          exclude_findings, # the pair's own findings (normalised names)
                          k:int, # number of negatives
                          rng:np.random.Generator|None=None, template:str='{name}') -> list:
@@ -122,7 +130,6 @@ def build_dictionary(pairs:list, # pair records, each with its `split`
 
 def dictionary_cli(argv:list|None=None) -> int:
     "`ctglip dictionary pairs.jsonl --out dictionary.csv`: the abnormality dictionary of the training pairs of a pairs file."
-    from ctglip.data.pairing import read_pairs
     p = argparse.ArgumentParser(prog='ctglip dictionary', description='Per-organ abnormality dictionary mined from the training pairs of a pairs file and merged with the curated seed.')
     p.add_argument('pairs', help='pairs.jsonl (ctglip pairs)')
     p.add_argument('--out', required=True, help='output CSV')

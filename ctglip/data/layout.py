@@ -13,9 +13,10 @@ import pandas as pd
 from ..core import CtglipError, atomic_path
 
 # %% auto #0
-__all__ = ['NII', 'MASK_DIRS', 'PAIR_KEYS', 'scan_id', 'study_id', 'split_of', 'find_mask', 'read_reports', 'report_text', 'Scan',
-           'is_dataset', 'find_scans', 'write_pairs', 'read_pairs', 'pairs_by_scan', 'write_scans', 'read_scans',
-           'cache_name', 'default_work', 'Work', 'data_kind']
+__all__ = ['NII', 'MASK_DIRS', 'TABLE_DIRS', 'META_KEYS', 'PAIR_KEYS', 'scan_id', 'study_id', 'split_of', 'find_mask',
+           'read_reports', 'report_text', 'table_files', 'read_metadata', 'Scan', 'is_dataset', 'find_scans',
+           'write_pairs', 'read_pairs', 'pairs_by_scan', 'write_scans', 'read_scans', 'cache_name', 'default_work',
+           'Work', 'data_kind', 'shard_of', 'parse_shard']
 
 # %% ../../nbs/10a_data.layout.ipynb #6bcef787
 NII = ('.nii.gz', '.nii')
@@ -81,16 +82,36 @@ def report_text(findings:str, impression:str) -> str:
     "The whole report of a scan: findings, then the impression."
     return ' '.join(t for t in (findings.strip(), impression.strip()) if t)
 
+# %% ../../nbs/10a_data.layout.ipynb #f7d5ab02
+TABLE_DIRS = ('radiology_text_reports', 'metadata', 'multi_abnormality_labels')   # CSV folders, never splits
+META_KEYS = ('XYSpacing', 'ZSpacing', 'ImagePositionPatient', 'ImageOrientationPatient', 'RescaleSlope', 'RescaleIntercept')
+
+def table_files(root, # a dataset folder
+                table:str) -> list: # one of `TABLE_DIRS`
+    "The CSVs of a table of a dataset, in `root/<table>/` and `root/dataset/<table>/`."
+    root = Path(root)
+    return sorted((root/table).glob('*.csv')) + sorted((root/'dataset'/table).glob('*.csv'))
+
+def read_metadata(path) -> dict:
+    "A metadata CSV -> `{scan_id: {key: value}}` with the `META_KEYS` columns a volume is read with (blank cells left out)."
+    path = Path(path)
+    try: df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except Exception as e: raise CtglipError(f"not a readable CSV ({type(e).__name__})", path) from None
+    if 'VolumeName' not in df.columns: raise CtglipError(f"no VolumeName column (has {list(df.columns)[:6]})", path)
+    keys = [k for k in META_KEYS if k in df.columns]
+    return {scan_id(v): {k: r[k] for k in keys if r[k].strip()} for v, r in zip(df.VolumeName, df[keys].to_dict('records'))}
+
 # %% ../../nbs/10a_data.layout.ipynb #b0f7482b
 @dataclass(frozen=True)
 class Scan:
-    "One scan of a dataset: id, split, image and mask paths, and its report."
+    "One scan of a dataset: id, split, image and mask paths, its report and its metadata row."
     scan_id:str
     split:str
     image:str # volume path (NIfTI file or DICOM folder)
     mask:str|None=None # organ mask path (label map or per-class folder), None when not found
     findings:str=''
     impression:str=''
+    meta:dict|None=field(default=None, hash=False) # the metadata row (`META_KEYS`) the volume is read with, None when there is none
     @property
     def report(self) -> str: return report_text(self.findings, self.impression)
     @property
@@ -101,15 +122,16 @@ def _is_volume(p:Path) -> bool:
     return p.name.endswith(NII) and not scan_id(p.name).endswith(('_seg', '_mask', '_organs'))
 
 def _ctrate_scans(root:Path, masks) -> list:
-    reps = [read_reports(p) for p in sorted((root/'radiology_text_reports').glob('*.csv'))]
+    reps = [read_reports(p) for p in table_files(root, 'radiology_text_reports')]
     rep = pd.concat(reps).drop_duplicates('scan_id').set_index('scan_id') if reps else None
+    meta = {k: v for p in table_files(root, 'metadata') for k, v in read_metadata(p).items()}
     out = []
-    for split_dir in sorted(p for p in (root/'dataset').iterdir() if p.is_dir()):
+    for split_dir in sorted(p for p in (root/'dataset').iterdir() if p.is_dir() and p.name not in TABLE_DIRS):
         for img in sorted(p for p in split_dir.rglob('*.nii*') if _is_volume(p)):
             sid = scan_id(img.name); r = rep.loc[sid] if rep is not None and sid in rep.index else None
             m = find_mask(img, root, masks)
             out.append(Scan(sid, split_of(split_dir.name), str(img), None if m is None else str(m),
-                            '' if r is None else r.findings, '' if r is None else r.impression))
+                            '' if r is None else r.findings, '' if r is None else r.impression, meta.get(sid)))
     return out
 
 def _csv_scans(root:Path, masks) -> list:
@@ -223,3 +245,16 @@ def data_kind(path) -> str:
         return 'cache'
     if is_dataset(p): return 'dataset'
     raise CtglipError("not a dataset folder (dataset/ or scans.csv), a pairs .jsonl file or a ctglip cache (cache.json)", p)
+
+# %% ../../nbs/10a_data.layout.ipynb #5a4d0002
+def shard_of(scan_id:str, # a scan id (`scan_id`)
+             n:int) -> int: # number of shards
+    "The shard (0..n-1) of a scan: a hash of its id, so adding or removing scans moves no other scan."
+    return int.from_bytes(hashlib.sha1(str(scan_id).encode()).digest()[:8], 'big') % n
+
+def parse_shard(s:str) -> tuple:
+    "(i, n) of an 'I/N' shard argument, checked."
+    try: i, n = map(int, str(s).split('/'))
+    except ValueError: raise CtglipError(f"--shard must look like I/N, got {s!r}") from None
+    if not 0 <= i < n: raise CtglipError(f"bad shard {i}/{n}: need 0 <= I < N")
+    return i, n

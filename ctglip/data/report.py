@@ -12,13 +12,13 @@ from importlib.resources import files
 import pandas as pd
 
 from ..core import CtglipError, get_logger
-from ..anatomy import load_groups, pair_organs
+from ..anatomy import load_groups, pair_organs, load_organs, units_of, group_of, organ_terms
 
 # %% auto #0
 __all__ = ['SECTION_NAMES', 'NON_DIAGNOSTIC', 'HEADING_ALIASES', 'EXTRA_TERMS', 'WEAK_TERMS', 'SPECIFIC', 'clean_text',
            'split_sections', 'heading_group', 'lateral', 'side_filter', 'organ_lexicon', 'Mention', 'find_organs',
            'Lexicon', 'phrase_pattern', 'seed_lexicon', 'split_sentences', 'assert_mentions', 'find_findings',
-           'Sentence', 'attached_groups', 'finding_name', 'specific_name', 'Report', 'parse_report']
+           'Sentence', 'attached_groups', 'finding_name', 'specific_name', 'Report', 'parse_report', 'sentence_units']
 
 # %% ../../nbs/11_data.report.ipynb #8482e7d1
 _PUNCT = {'\u2022':'. ', '\u25aa':'. ', '\u25cf':'. ', '\u2018':"'", '\u2019':"'", '\u201c':'"', '\u201d':'"', '\u2013':'-', '\u2014':'-', '\u2212':'-',
@@ -132,7 +132,6 @@ def organ_lexicon() -> tuple:
     g = load_groups(); lex = {}
     for r in g.itertuples():
         for t in [r.readable, *_split(r.synonyms), *_split(r.adjectives)]: lex.setdefault(t, r.group)
-    from ctglip.anatomy import organ_terms
     for grp in g.group:
         for syns in organ_terms(grp)['parts'].values():
             for t in syns: lex.setdefault(t, grp)
@@ -484,3 +483,39 @@ def parse_report(text, # the report (str); None/NaN are an empty report
             if organs and sents[-1].section == (sents[-2].section if len(sents) > 1 else None) and _ANAPHORA.match(st):
                 if not sents[-1].groups: sents[-1].context = list(sents[-2].groups)
     return Report(text, secs, sents)
+
+# %% ../../nbs/11_data.report.ipynb #b1e0a002
+_LEVEL = re.compile(r'\b((?:upper|lower|middle)(?:\s*(?:,|and|or|/|&)\s*(?:upper|lower|middle))*)[\s-]+(?:lobes?|zones?)\b', re.I)
+_BASAL = re.compile(r'\b(?:lung bases?|(?:bi)?basal|(?:bi)?basilar)\b', re.I)
+_APICAL = re.compile(r'\b(?:lung apex|apices|apical)\b', re.I)
+
+@lru_cache(None)
+def _lobes(group:str) -> tuple:
+    "((name, level, side), ...) of the classes of a split group, and their name regexes (case-insensitive, abbreviations)."
+    df = load_organs(); df = df[df.group == group]
+    terms = {t: r.name for r in df.itertuples() for t in [r.readable, *[o for o in r.synonyms.split('|') if o]]}
+    rx = lambda ts: re.compile(r'(?<![\w-])(?:' + '|'.join(re.escape(t) for t in sorted(ts, key=len, reverse=True)) + r')(?![\w-])', 0 if ts and ts[0].isupper() else re.I)
+    ab = [t for t in terms if t.isupper()]
+    return tuple((r.name, r.name.split('_')[1], r.laterality) for r in df.itertuples()), rx([t for t in terms if t not in ab]), rx(ab), {t.lower(): n for t, n in terms.items()}
+
+# %% ../../nbs/11_data.report.ipynb #b1e0a003
+def _named_lobes(group:str, text:str) -> set:
+    "The classes of a split group that a sentence names (all of them when it names none)."
+    lobes, ci, cs, terms = _lobes(group); hit = set()
+    for rx in (ci, cs):
+        hit |= {terms[m.group(0).lower()] for m in rx.finditer(text)}; text = rx.sub(' ', text)
+    l, r = (bool(_SIDE[s].search(text)) for s in ('left', 'right'))
+    sides = {'left', 'right'} if l == r or _BOTH.search(text) else {'left' if l else 'right'}
+    levels = {w.lower() for m in _LEVEL.finditer(text) for w in re.findall(r'upper|lower|middle', m.group(1), re.I)}
+    levels |= {'lower'} if _BASAL.search(text) else set(); levels |= {'upper'} if _APICAL.search(text) else set()
+    hit |= {n for n, lv, sd in lobes if lv in levels and sd in sides}
+    return hit or {n for n, lv, sd in lobes if sd in sides}
+
+def sentence_units(group:str, # a group of `Sentence.groups` ('lung')
+                   text:str, # the sentence
+                   lung_units:str='lung') -> list:
+    "The pairing units of `group` that a sentence is about: the lobes or the side it names, else all of them."
+    us = units_of(group, lung_units)
+    if len(us) == 1: return us
+    named = {group_of(n, lung_units) for n in _named_lobes(group, text)}
+    return [u for u in us if u in named]

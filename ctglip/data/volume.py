@@ -4,7 +4,7 @@
 
 # %% ../../nbs/10_data.volume.ipynb #2e4118c1
 from __future__ import annotations
-import argparse, gzip, sys, zlib
+import argparse, ast, gzip, sys, zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,13 +13,14 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from ..core import CtglipError, HU_WINDOW, window_hu, embedded_case
+from ..core import CtglipError, HU_WINDOW, window_hu, embedded_case, get_logger
 from ..anatomy import check_label_ids, remap_labels, id2name, name2id, group_of
+from ..anatomy import group_label_ids
 
 # %% auto #0
-__all__ = ['Volume', 'load_volume', 'save_volume', 'load_dicom', 'save_dicom_series', 'load_mask', 'check_aligned', 'resample',
-           'resample_to', 'resample_pair', 'organ_stats', 'organ_centroids', 'window', 'crop_organ', 'organs_table',
-           'organs_cli']
+__all__ = ['Volume', 'ctrate_affine', 'ctrate_hu_rule', 'source_affine', 'load_volume', 'save_volume', 'load_dicom',
+           'save_dicom_series', 'load_mask', 'check_aligned', 'read_mask', 'read_scan', 'resample', 'resample_to',
+           'resample_pair', 'organ_stats', 'organ_centroids', 'window', 'crop_organ', 'organs_table', 'organs_cli']
 
 # %% ../../nbs/10_data.volume.ipynb #b8a8bd36
 @dataclass
@@ -40,41 +41,97 @@ class Volume:
 
 # %% ../../nbs/10_data.volume.ipynb #74f6dc94
 def _is_nifti(p:Path): return p.name.endswith(('.nii', '.nii.gz'))
+_DATA_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile, OSError, ValueError)
 
-def _read_nifti(path:Path):
-    "Load a NIfTI image canonicalised to RAS, with one-line errors for unreadable files."
+def _corrupt(e, path) -> CtglipError:
+    return CtglipError(f"truncated or corrupt NIfTI data ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'unexpected end of file'})", path)
+
+def _load_header(path:Path):
+    "The NIfTI image of `path`, its data not yet read."
     if not path.exists(): raise CtglipError("file not found", path)
-    try: img = nib.load(str(path))
+    try: return nib.load(str(path))
     except Exception as e: raise CtglipError(f"not a readable NIfTI file ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})", path) from None
-    hdr = img.header
-    blank = int(hdr.get('qform_code', 1)) == 0 and int(hdr.get('sform_code', 1)) == 0
-    if blank or abs(np.linalg.det(img.affine[:3,:3])) < 1e-6:
-        raise CtglipError("the NIfTI header has no usable geometry (blank header: qform and sform codes 0, or a singular affine); rebuild the affine, e.g. from the dataset's metadata, and pass it as affine=", path)
+
+def _blank_header(img) -> bool:
+    "Whether a NIfTI header holds no geometry (qform and sform codes 0), as CT-RATE v1 volumes and their masks do."
+    h = img.header
+    return int(h.get('qform_code', 1)) == 0 and int(h.get('sform_code', 1)) == 0
+
+def _read_nifti(path:Path, affine:np.ndarray|None=None): # affine: the stored array's geometry for a blank header (`source_affine`)
+    "Load a NIfTI image canonicalised to RAS, with one-line errors for unreadable files."
+    img = _load_header(path)
+    if affine is not None: img = nib.Nifti1Image(img.dataobj, np.asarray(affine, float))
+    elif _blank_header(img) or abs(np.linalg.det(img.affine[:3,:3])) < 1e-6:
+        raise CtglipError("the NIfTI header has no usable geometry (blank header: qform and sform codes 0, or a singular affine); rebuild the affine, e.g. from the dataset's metadata row (meta=), or pass it as affine=", path)
     shape = img.shape
     if len(shape) == 4 and shape[3] == 1: img = img.slicer[..., 0]
     elif len(shape) != 3: raise CtglipError(f"expected a 3D volume, got shape {shape}", path)
-    img = nib.as_closest_canonical(img)
-    return img
+    try: return nib.as_closest_canonical(img)
+    except _DATA_ERRORS as e: raise _corrupt(e, path) from None
 
 def _read_data(img, path, dtype=np.float32):
     try: return np.asarray(img.get_fdata(dtype=np.float32) if dtype == np.float32 else img.dataobj)
-    except (EOFError, zlib.error, gzip.BadGzipFile, OSError, ValueError) as e:
-        raise CtglipError(f"truncated or corrupt NIfTI data ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'unexpected end of file'})", path) from None
+    except _DATA_ERRORS as e: raise _corrupt(e, path) from None
+
+# %% ../../nbs/10_data.volume.ipynb #92b27295
+def _vec(s):
+    if isinstance(s, (list, tuple, np.ndarray)): return np.asarray(s, float)
+    if s is None or s == '' or (isinstance(s, float) and s != s): return None
+    try: return np.asarray(ast.literal_eval(str(s)), float).ravel()
+    except (ValueError, SyntaxError, TypeError): raise CtglipError(f"metadata value {s!r} is not a list of numbers") from None
+
+def _num(v, default:float) -> float:
+    "A metadata number, `default` when blank or missing."
+    return default if v is None or v == '' or (isinstance(v, float) and v != v) else float(v)
+
+def ctrate_affine(row) -> np.ndarray:
+    "RAS voxel-to-world affine (4x4) of a v1 volume's stored array from its metadata row (dict or Series)."
+    get = row.get if hasattr(row, 'get') else row.__getitem__
+    xy, dz = _vec(get('XYSpacing')), _num(get('ZSpacing'), 0.)
+    iop = _vec(get('ImageOrientationPatient')); ipp = _vec(get('ImagePositionPatient'))
+    if xy is None or len(xy) < 2 or not dz > 0: raise CtglipError(f"metadata lacks a usable XYSpacing/ZSpacing ({get('XYSpacing')}, {get('ZSpacing')})")
+    if iop is None or len(iop) != 6: iop = np.array([1., 0, 0, 0, 1, 0])
+    if ipp is None or len(ipp) != 3: ipp = np.zeros(3)
+    r, c = iop[:3], iop[3:]; n = np.cross(r, c)
+    lps = np.eye(4); lps[:3, 0] = r * xy[0]; lps[:3, 1] = c * xy[1]; lps[:3, 2] = n * dz; lps[:3, 3] = ipp
+    return np.diag([-1., -1., 1., 1.]) @ lps
+
+def ctrate_hu_rule(blank_header:bool, p01:float) -> tuple:
+    "(rescale?, reason): rescale only a blank-header (v1) volume whose values are not already HU."
+    if not blank_header: return False, 'header has geometry (v2 or re-saved): values taken as HU'
+    if p01 <= -500: return False, f'blank header but 1st percentile {p01:.0f} looks like HU already'
+    return True, f'blank header (v1) and 1st percentile {p01:.0f}: stored values, apply slope/intercept'
+
+def source_affine(path, # a NIfTI file
+                  meta=None) -> np.ndarray: # its metadata row: XYSpacing, ZSpacing, ImagePositionPatient, ImageOrientationPatient
+    "The voxel-to-world affine of a NIfTI file's stored array: its header's, or the metadata row's when the header is blank."
+    path = Path(path); img = _load_header(path)
+    if not _blank_header(img): return img.affine
+    if meta is None: raise CtglipError("blank header (qform and sform codes 0, as in CT-RATE v1): its geometry comes from the volume's metadata row "
+                                       "(the dataset's metadata/*.csv; meta=, `ctglip predict --metadata`)", path)
+    try: return ctrate_affine(meta)
+    except CtglipError as e: raise CtglipError(str(e), path) from None
 
 # %% ../../nbs/10_data.volume.ipynb #d468e9da
+def _hu_once(arr:np.ndarray, blank:bool, meta, path) -> np.ndarray:
+    "The HU of a volume read with its metadata row: slope and intercept applied only when `ctrate_hu_rule` says so."
+    rescale, why = ctrate_hu_rule(blank, float(np.percentile(arr[::4, ::4, ::4], 1)))
+    get_logger('ctglip.volume').debug(f"{Path(path).name}: {why}")
+    if not rescale: return arr
+    return arr * np.float32(_num(meta.get('RescaleSlope'), 1.)) + np.float32(_num(meta.get('RescaleIntercept'), 0.))
+
 def load_volume(path, # NIfTI file (.nii, .nii.gz) or a folder holding one DICOM series
-                affine:np.ndarray|None=None): # override a blank or wrong header affine (applied before canonicalisation)
-    "Load a CT image as float32 HU in RAS."
+                affine:np.ndarray|None=None, # override a blank or wrong header affine (applied before canonicalisation)
+                meta=None): # the volume's metadata row (dict/Series; CT-RATE): a blank header's geometry and rescale
+    "Load a CT image as float32 HU in RAS (a blank CT-RATE v1 header rebuilt from `meta`, HU applied once)."
     path = Path(path)
     if path.is_dir(): return load_dicom(path)
     if not _is_nifti(path): raise CtglipError("unsupported image format (expected .nii, .nii.gz or a DICOM folder)", path)
-    if affine is not None:
-        try: raw = nib.load(str(path))
-        except Exception as e: raise CtglipError(f"not a readable NIfTI file ({type(e).__name__})", path) from None
-        img = nib.as_closest_canonical(nib.Nifti1Image(_read_data(raw, path), np.asarray(affine, float)))
-    else: img = _read_nifti(path)
+    blank = _blank_header(_load_header(path))
+    img = _read_nifti(path, source_affine(path, meta) if blank and affine is None else affine)
     arr = _read_data(img, path)
     if not np.isfinite(arr).all(): raise CtglipError(f"image holds {int((~np.isfinite(arr)).sum())} NaN/inf voxels", path)
+    if meta is not None: arr = _hu_once(arr, blank, meta, path)
     return Volume(np.ascontiguousarray(arr, dtype=np.float32), img.affine.copy(), str(path))
 
 # %% ../../nbs/10_data.volume.ipynb #0412239d
@@ -169,7 +226,7 @@ def save_dicom_series(vol:Volume, folder, # output folder, one file per slice
     return folder
 
 # %% ../../nbs/10_data.volume.ipynb #df86d1a9
-def _mask_from_folder(folder:Path, version:str):
+def _mask_from_folder(folder:Path, version:str, affine=None):
     ids = name2id(version)
     files = sorted(p for p in folder.iterdir() if _is_nifti(p))
     if not files: raise CtglipError("no per-class NIfTI files (<class>.nii.gz) in this mask folder", folder)
@@ -177,7 +234,7 @@ def _mask_from_folder(folder:Path, version:str):
     for p in files:
         name = p.name.split('.nii')[0]
         if name not in ids: raise CtglipError(f"{name!r} is not a TotalSegmentator {version} class name", p)
-        img = _read_nifti(p); m = _read_data(img, p, None)
+        img = _read_nifti(p, affine); m = _read_data(img, p, None)
         if lab is None: lab, ref = np.zeros(img.shape, np.int16), img
         elif img.shape != ref.shape or not np.allclose(img.affine, ref.affine, atol=1e-3): raise CtglipError("per-class mask files do not share one grid", p)
         lab[np.asarray(m) > 0] = ids[name]
@@ -186,13 +243,14 @@ def _mask_from_folder(folder:Path, version:str):
 def load_mask(path, # label-map NIfTI or a folder of per-class `<class>.nii.gz` files
               like:Volume|None=None, # the image the mask must lie on
               version:str='v2', # TotalSegmentator id set of the file: 'v2' (117 classes) or 'v1' (104)
-              resample:bool=False): # resample a mask on another grid onto `like` instead of refusing it
+              resample:bool=False, # resample a mask on another grid onto `like` instead of refusing it
+              affine:np.ndarray|None=None): # the stored array's geometry when the header is blank (`read_mask` gives its volume's)
     "Load an organ mask as an int16 label map of v2 ids, in RAS."
     path = Path(path)
-    if path.is_dir(): lab, aff = _mask_from_folder(path, version)
+    if path.is_dir(): lab, aff = _mask_from_folder(path, version, affine)
     else:
         if not _is_nifti(path): raise CtglipError("unsupported mask format (expected a NIfTI label map or a folder of them)", path)
-        img = _read_nifti(path); m = np.asarray(_read_data(img, path, None)); aff = img.affine
+        img = _read_nifti(path, affine); m = np.asarray(_read_data(img, path, None)); aff = img.affine
         if m.dtype.kind == 'f':
             if not np.isfinite(m).all(): raise CtglipError("mask holds NaN/inf values", path)
             if not np.all(m == np.round(m)): raise CtglipError("mask holds non-integer values (is this an image, not a label map?)", path)
@@ -213,6 +271,40 @@ def check_aligned(img:Volume, mask:Volume, tol_mm:float=1e-2):
     if img.shape != mask.shape: raise CtglipError(f"mask shape {mask.shape} does not match image shape {img.shape} (pass resample=True / --resample-mask to resample through the affines)", mask.path)
     d = np.abs(img.affine - mask.affine).max()
     if d > tol_mm: raise CtglipError(f"mask affine differs from the image affine by {d:.3g} mm (pass resample=True / --resample-mask to resample through the affines)", mask.path)
+
+# %% ../../nbs/10_data.volume.ipynb #cf10fe8c
+def _mask_affine(mask, image, meta):
+    "The stored geometry of `image` for a mask whose header is blank, else None (the mask's own header is used)."
+    mp = Path(mask)
+    f = next(iter(sorted(p for p in mp.iterdir() if _is_nifti(p))), None) if mp.is_dir() else mp
+    if f is None or not _is_nifti(f) or not _blank_header(m := _load_header(f)): return None   # load_mask explains the rest
+    if image is None or isinstance(image, Volume) or not _is_nifti(Path(image)):
+        raise CtglipError("the mask has a blank NIfTI header: it takes the geometry of its volume, which needs the volume's NIfTI file", mask)
+    im = _load_header(Path(image))
+    if tuple(m.shape[:3]) != tuple(im.shape[:3]):
+        raise CtglipError(f"the mask has a blank NIfTI header and shape {tuple(m.shape[:3])}, its volume {image} has shape "
+                          f"{tuple(im.shape[:3])}: it cannot take the volume's geometry", mask)
+    return source_affine(image, meta)
+
+def read_mask(mask, # label map, per-class folder
+              image=None, # its volume's file (needed when the mask header is blank)
+              meta=None, # the volume's metadata row (its geometry when the volume's header is blank too)
+              version:str='v2', # TotalSegmentator id set of the mask
+              like:Volume|None=None, # the image the mask must lie on
+              resample:bool=False) -> Volume: # resample onto `like` instead of refusing another grid
+    "An organ mask as v2 ids in RAS; a blank header takes the geometry of its volume."
+    return load_mask(mask, like=like, version=version, resample=resample, affine=_mask_affine(mask, image, meta))
+
+def read_scan(image, # CT: NIfTI file, DICOM folder, or a `Volume` already read
+              mask, # organ mask: label map, per-class folder, or a v2 `Volume` already read
+              meta=None, # the volume's metadata row (CT-RATE: a blank header's geometry, rescale)
+              version:str='v2', # TotalSegmentator id set of a mask file
+              resample_mask:bool=False) -> tuple: # resample a mask on another grid onto the image instead of refusing it
+    "(image, mask): the CT as float32 HU in RAS and its v2 label map on the same grid, read by the one rule."
+    img = image if isinstance(image, Volume) else load_volume(image, meta=meta)
+    if not isinstance(mask, Volume): return img, read_mask(mask, image, meta, version, like=img, resample=resample_mask)
+    if resample_mask: return img, resample_to(mask, img, order=0)
+    check_aligned(img, mask); return img, mask
 
 # %% ../../nbs/10_data.volume.ipynb #0957998a
 def _sample(vol:Volume, out_aff:np.ndarray, out_shape, order:int):
@@ -277,7 +369,6 @@ def window(vol:Volume, lo:float=HU_WINDOW[0], hi:float=HU_WINDOW[1]) -> Volume:
 def crop_organ(img:Volume, mask:Volume, organ:str, # a class name (`liver`) or a pairing group (`lung`)
                margin_mm:float=10.): # margin around the organ's bounding box
     "Crop image and mask to an organ's bounding box plus a margin; affines follow the crop."
-    from ctglip.anatomy import group_label_ids
     check_aligned(img, mask)
     ids = [name2id()[organ]] if organ in name2id() else group_label_ids(organ)
     sel = np.isin(mask.array, ids)

@@ -13,19 +13,25 @@ import numpy as np
 import pandas as pd
 
 from ..core import CtglipError, atomic_path, get_device, get_logger
-from ..anatomy import pair_organs
-from ..data.layout import study_id, read_scans
+from ..anatomy import pair_organs, units_of
+from ..data.layout import study_id, read_scans, read_pairs, table_files
+from ..data.public import read_labels
 from ..data.labels import LABEL_SETS, load_label_set, label_names
 from ..prompts import MODES, Protocol
 from .metrics import roc_auc, youden_thresholds, scan_bootstrap, percentile_ci
 from .zeroshot import abnormality_scores, _norm
 from .core import embed, text_encoder
+from ..data.pairing import scan_pairs
+from ..data.cache import Cache
+from ..data.dataset import CacheDataset, make_loader, prepare_data
+from ..train import load_run
 
 # %% auto #0
 __all__ = ['CALIB_FRACTION', 'CALIB_SALT', 'SCAN_TEXT', 'TABLE_METRICS', 'SCORING', 'study_hash', 'calibration_mask',
-           'dataset_label_files', 'detect_label_set', 'read_labels', 'label_text', 'label_table', 'scan_embeddings',
-           'label_scores', 'at_threshold', 'benchmark_table', 'benchmark_metrics', 'markdown_table', 'metrics_frame',
-           'benchmark_embeddings', 'not_scored', 'benchmark', 'write_benchmark', 'evaluate_parser', 'evaluate_cli']
+           'dataset_label_files', 'detect_label_set', 'label_text', 'label_table', 'scan_embeddings', 'label_scores',
+           'at_threshold', 'benchmark_table', 'benchmark_metrics', 'markdown_table', 'metrics_frame',
+           'benchmark_embeddings', 'unreported_units', 'benchmark_loader', 'not_scored', 'benchmark', 'write_benchmark',
+           'evaluate_parser', 'evaluate_cli']
 
 # %% ../../nbs/46_eval.benchmark.ipynb #4c582a4b
 CALIB_FRACTION = 0.25 # default share of a split's studies that calibrates the thresholds
@@ -43,47 +49,20 @@ def calibration_mask(scan_ids:Sequence[str], # (N,) scan ids (CT-RATE volume nam
 
 # %% ../../nbs/46_eval.benchmark.ipynb #29fdaf33
 def dataset_label_files(root) -> list:
-    "The labels CSVs of a dataset folder: `multi_abnormality_labels/*.csv`."
-    fs = sorted(Path(root).glob('multi_abnormality_labels/*.csv'))
+    "The labels CSVs of a dataset folder: `multi_abnormality_labels/*.csv`, beside `dataset/` or in it."
+    fs = table_files(root, 'multi_abnormality_labels')
     if not fs: raise CtglipError("no labels CSV (multi_abnormality_labels/*.csv); pass --labels", root)
     return fs
 
-def _read_csv(path, **kw) -> pd.DataFrame:
-    path = Path(path)
-    if not path.is_file(): raise CtglipError("labels file not found", path)
-    try: return pd.read_csv(path, **kw)
-    except Exception as e: raise CtglipError(f"not a readable CSV ({type(e).__name__})", path) from None
-
 def detect_label_set(files:Sequence) -> str:
     "The label set whose columns the first labels CSV holds (ct-rate first)."
-    cols = set(_read_csv(files[0], nrows=0).columns)
+    f = Path(files[0])
+    if not f.is_file(): raise CtglipError("labels file not found", f)
+    try: cols = set(pd.read_csv(f, nrows=0).columns)
+    except Exception as e: raise CtglipError(f"not a readable CSV ({type(e).__name__})", f) from None
     for k in LABEL_SETS:
         if set(label_names(k)) <= cols: return k
     raise CtglipError(f"holds the columns of no label set ({', '.join(LABEL_SETS)}); pass --label-set", files[0])
-
-# %% ../../nbs/46_eval.benchmark.ipynb #528cc8c6
-def read_labels(files:Sequence, # labels CSVs: `VolumeName` + one 0/1 column per label
-                names:Sequence[str]) -> pd.DataFrame: # the label columns to read
-    "(scans x labels) int 0/1 frame indexed by scan id (the volume name without `.nii.gz`)."
-    from ctglip.data.layout import scan_id
-    out = []
-    for f in files:
-        df = _read_csv(f)
-        miss = [c for c in ['VolumeName', *names] if c not in df.columns]
-        if miss: raise CtglipError(f"missing label column(s) {miss[:4]}{'...' if len(miss) > 4 else ''}", f)
-        v = df[list(names)]
-        bad = ~v.isin([0, 1])
-        if bad.values.any():
-            r, c = np.argwhere(bad.values)[0]
-            raise CtglipError(f"row {r + 2}, column {names[c]!r}: value {v.iat[r, c]} is not 0 or 1", f)
-        out.append(pd.DataFrame(v.values.astype(np.int8), columns=list(names), index=df.VolumeName.map(scan_id).values))
-    lab = pd.concat(out); lab.index.name = 'scan_id'
-    dup = lab.index.duplicated(keep=False)
-    if dup.any():
-        d = lab[dup].groupby(level=0).nunique().max(axis=1)
-        if (d > 1).any(): raise CtglipError(f"volume {d.index[int(np.argmax(d.values > 1))]!r} is labelled twice, differently", files[0])
-        lab = lab[~lab.index.duplicated()]
-    return lab
 
 # %% ../../nbs/46_eval.benchmark.ipynb #e40996a1
 SCAN_TEXT = 'scan' # the organ word in the prompts of a label without an organ (CT-RATE's Medical material)
@@ -92,11 +71,13 @@ def label_text(name:str) -> str:
     "The abnormality phrase of a label in prompts ('Lung nodule' -> 'lung nodule'; acronyms kept)."
     return name[:1].lower() + name[1:] if name[1:2].islower() else name
 
-def label_table(label_set:str) -> pd.DataFrame:
-    "One row per label: `name`, `organs` (the organ words of its prompts) and `units` (those that are pairing units)."
-    df = load_label_set(label_set).drop_duplicates('name'); vocab = set(pair_organs())
+def label_table(label_set:str, # a label set of `ctglip.data.labels`
+                lung_units:str='lung') -> pd.DataFrame: # the run's `data.lung_units`
+    "One row per label: `name`, `organs` (the organ words of its prompts), `parts` (the pairing units of each word) and `units` (all of them)."
+    df = load_label_set(label_set).drop_duplicates('name'); vocab = set(pair_organs(lung_units))
     organs = [[o for o in str(v).split('|') if o] for v in df.organ]
-    return pd.DataFrame(dict(name=df.name.values, organs=organs, units=[[o for o in os if o in vocab] for os in organs]))
+    parts = [[[u for u in units_of(o, lung_units) if u in vocab] for o in os] for os in organs]
+    return pd.DataFrame(dict(name=df.name.values, organs=organs, parts=parts, units=[sum(ps, []) for ps in parts]))
 
 # %% ../../nbs/46_eval.benchmark.ipynb #195cc010
 def scan_embeddings(emb:dict) -> tuple:
@@ -126,10 +107,10 @@ def label_scores(scans:tuple, # `scan_embeddings` output: (ids, (S, E) scan embe
     def prob(x, o, name): return abnormality_scores(x, [o] * len(x), [(o, label_text(name))], encode, mode, ensemble, tau=tau)[:, 0]
     for r in table.itertuples():
         best, used = np.full(S, -np.inf), np.zeros(S, bool)
-        for o in r.units:
-            if o not in U: continue
-            has = ~np.isnan(U[o][:, 0])
-            if has.any(): best[has] = np.maximum(best[has], prob(U[o][has], o, r.name)); used |= has
+        for o, us in zip(r.organs, r.parts):
+            if not (us := [U[u] for u in us if u in U]): continue
+            x = _norm(np.nansum(np.stack(us), 0)); has = ~np.isnan(np.stack(us)[:, :, 0]).all(0)   # mean of the word's units present
+            if has.any(): best[has] = np.maximum(best[has], prob(x[has], o, r.name)); used |= has
         rest = ~used
         if rest.any():
             for o in (r.organs or [SCAN_TEXT]): best[rest] = np.maximum(best[rest], prob(X[rest], o, r.name))
@@ -259,6 +240,27 @@ def benchmark_embeddings(emb:dict, # `embed` output of the split to score
     return res, out[['part', *names]]
 
 # %% ../../nbs/46_eval.benchmark.ipynb #01fd532b
+def unreported_units(paths, # `prepare_data` output
+                     cfg, # the run's config (the pairing policy decides the units, as for reported scans)
+                     split:str) -> list:
+    "Unit records (pair-record shape, empty text) of the cached scans of `split` without a report: their organs from the mask."
+    cache, d, out = Cache(paths.cache), replace(cfg.data, unmentioned_as_normal=True), []
+    for s in read_scans(paths.scans):
+        if s.split != split or s.has_report or s.scan_id not in cache: continue
+        try: out += [dict(r, text='', findings=[]) for r in scan_pairs(s, d)]
+        except CtglipError as e: get_logger('ctglip.eval').warning(f"scan {s.scan_id} (no report) not scored: {e}")
+    return out
+
+def benchmark_loader(paths, # `prepare_data` output
+                     cfg, # the run's config
+                     split:str, # the split
+                     device='cpu'): # where batches go
+    "The deterministic loader of a split for scoring: its paired scans and its cached scans without a report, each once."
+    units = read_pairs(paths.pairs) + unreported_units(paths, cfg, split)
+    ds = CacheDataset(paths.cache, units, cfg, split=split, train=False, reports=paths.scans)
+    if not len(ds): raise CtglipError(f"no cached scans in split {split!r}", paths.pairs)
+    return make_loader(ds, device=device, shuffle=False)
+
 def not_scored(scans:list, # the scan table (`read_scans`)
                split:str, # the scored split
                labels:pd.DataFrame, # the labels
@@ -267,8 +269,7 @@ def not_scored(scans:list, # the scan table (`read_scans`)
     out = {}
     for s in scans:
         if s.split != split or s.scan_id in scored: continue
-        why = ('no labels' if s.scan_id not in labels.index else 'no organ mask' if not s.mask else
-               'no report (the data path pairs reported scans only)' if not s.has_report else 'not cached, or no organ in the model input')
+        why = 'no labels' if s.scan_id not in labels.index else 'no organ mask' if not s.mask else 'not cached, or no organ in the model input'
         out[why] = out.get(why, 0) + 1
     return out
 
@@ -282,11 +283,10 @@ def benchmark(model, # a CT-GLIP or CLIP model
               progress:bool=False, # progress bars while embedding
               **kw) -> tuple: # more `benchmark_embeddings` options
     "(metrics record, scores frame) of `model` on a split of a prepared dataset."
-    from ctglip.data.dataset import split_loader
     if threshold_split == split: raise CtglipError(f"--threshold-split {split!r} is the scored split: thresholds must come from other scans")
     enc = text_encoder(model)
-    emb = embed(model, split_loader(paths, cfg, split, device), progress=progress)
-    temb = embed(model, split_loader(paths, cfg, threshold_split, device), progress=progress) if threshold_split else None
+    emb = embed(model, benchmark_loader(paths, cfg, split, device), progress=progress)
+    temb = embed(model, benchmark_loader(paths, cfg, threshold_split, device), progress=progress) if threshold_split else None
     res, sc = benchmark_embeddings(emb, labels, table, enc, temb, protocol=kw.pop('protocol', None) or Protocol.from_config(cfg), **kw)
     res['not_scored'] = not_scored(read_scans(paths.scans), split, labels, set(sc.index))
     res['level'] = emb['level']
@@ -306,7 +306,8 @@ def write_benchmark(res:dict, scores:pd.DataFrame, out) -> Path:
 # %% ../../nbs/46_eval.benchmark.ipynb #ab5cfbda
 SCORING = ("per label: the zero-shot probability (sigmoid of the similarity to the positive minus the negative prompts, "
            "ctglip.prompts.abnormality_prompts, tau 0.07) of the label's organ-unit embeddings when the unit is in the scan's model "
-           "input (highest over its units), otherwise of the scan embedding against each organ word of the label ('scan' when it "
+           "input (highest over its organ words; a word with several units, the lung under data.lung_units=sides or lobes, by the "
+           "renormalised plain mean of its units present), otherwise of the scan embedding against each organ word of the label ('scan' when it "
            "has none); CT-GLIP's scan embedding is the L2-normalised mean of its unit embeddings, CLIP's its own")
 
 def _protocol(a, p:Protocol, res:dict, files, label_set) -> dict:
@@ -342,14 +343,13 @@ def evaluate_parser() -> argparse.ArgumentParser:
 def evaluate_cli(argv:list[str]|None=None) -> int:
     "`ctglip evaluate RUN --data DIR --out OUT`: the zero-shot benchmark of a run on a labelled split."
     a = evaluate_parser().parse_args(argv)
-    from ctglip.train import load_run
-    from ctglip.data.dataset import prepare_data
     if a.threshold_split == a.split: raise CtglipError(f"--threshold-split {a.split!r} is the scored split: thresholds must come from other scans")
     if not 0 < a.calib_fraction < 1: raise CtglipError(f"--calib-fraction must be in (0, 1), got {a.calib_fraction}")
     files = [Path(f) for f in a.labels] if a.labels else dataset_label_files(a.data)
     label_set = detect_label_set(files) if a.label_set == 'auto' else a.label_set
-    table = label_table(label_set); labels = read_labels(files, list(table.name))
+    labels = read_labels(files, label_names(label_set))
     model, cfg = load_run(a.run, device=get_device(a.device))
+    table = label_table(label_set, cfg.data.lung_units)   # the run's lung units ground the lung labels
     p = Protocol.from_config(cfg)
     if a.prompts: p = replace(p, mode=tuple(MODES) if a.prompts == 'both' else a.prompts)
     paths = prepare_data(a.data, cfg, a.work, a.masks)

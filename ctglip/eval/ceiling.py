@@ -23,12 +23,13 @@ from ..models.glip import model_kwargs
 from ..train import lr_at, make_optimizer
 from .zeroshot import labels_for, detection_table
 from .finetune import OrganClassifier
+from .metrics import roc_auc
 
 # %% auto #0
-__all__ = ['SIZE_BINS', 'QUANTILES', 'ceiling_encoder', 'unit_labels', 'pair_targets', 'ceiling_loss', 'balanced_weights',
-           'pool_organs_max', 'MeanMaxClassifier', 'train_ceiling', 'unit_logits', 'score_ceiling', 'case_findings',
-           'finding_sources', 'lesion_sizes', 'size_bin', 'hidden_cells', 'size_table', 'size_summary',
-           'organ_histograms', 'histogram_probe']
+__all__ = ['MIN_SIGNAL_HU', 'BLOOD_HU', 'SIZE_BINS', 'QUANTILES', 'ceiling_encoder', 'unit_labels', 'pair_targets',
+           'ceiling_loss', 'balanced_weights', 'pool_organs_max', 'MeanMaxClassifier', 'train_ceiling', 'unit_logits',
+           'score_ceiling', 'case_findings', 'finding_sources', 'lesion_signal_hu', 'generator_units', 'lesion_sizes',
+           'size_bin', 'hidden_cells', 'size_table', 'size_summary', 'organ_histograms', 'histogram_probe']
 
 # %% ../../nbs/47_eval.ceiling.ipynb #376db875
 def ceiling_encoder(cfg) -> nn.Module:
@@ -37,19 +38,21 @@ def ceiling_encoder(cfg) -> nn.Module:
 
 # %% ../../nbs/47_eval.ceiling.ipynb #537329c3
 def unit_labels(units:pd.DataFrame, # rows with scan_id, organ, findings
-                tasks:Sequence[tuple], exclude=()) -> np.ndarray: # (organ, abnormality); (scan_id, organ, abnormality) cells left out
-    "(N, T) 0/1 labels of the units (NaN: another organ's task, or an excluded cell)."
-    y = labels_for(units, tasks)
+                tasks:Sequence[tuple], exclude=(), # (organ, abnormality); (scan_id, organ, abnormality) cells left out
+                relabel=None) -> np.ndarray: # units -> units carrying the labels to use (`generator_units`); None: the pairs' findings
+    "(N, T) 0/1 labels of the units (NaN: another organ's task, a hidden finding, or an excluded cell)."
+    y = labels_for(units if relabel is None else relabel(units), tasks)
     if exclude:
         for j, (o, a) in enumerate(tasks): y[[(s, o, a) in exclude for s in units.scan_id], j] = np.nan
     return y
 
 def pair_targets(batch:dict, # a training batch (organ, findings, scan_idx, scan_id)
                  tasks:Sequence[tuple], # (organ, abnormality)
-                 exclude=()): # (scan_id, organ, abnormality) cells left undefined
+                 exclude=(), # (scan_id, organ, abnormality) cells left undefined
+                 relabel=None): # as for `unit_labels`
     "(P, T) float targets and (P, T) float mask of the defined cells."
     sid = [batch['scan_id'][i] for i in batch['scan_idx'].tolist()]
-    y = unit_labels(pd.DataFrame(dict(scan_id=sid, organ=batch['organ'], findings=[list(f) for f in batch['findings']])), tasks, exclude)
+    y = unit_labels(pd.DataFrame(dict(scan_id=sid, organ=batch['organ'], findings=[list(f) for f in batch['findings']])), tasks, exclude, relabel)
     return torch.from_numpy(np.nan_to_num(y, nan=0.)).float(), torch.from_numpy(~np.isnan(y)).float()
 
 def ceiling_loss(logits:torch.Tensor, # (P, T) logits of the pairs
@@ -60,10 +63,10 @@ def ceiling_loss(logits:torch.Tensor, # (P, T) logits of the pairs
     bce = F.binary_cross_entropy_with_logits(logits, y.to(logits), reduction='none', pos_weight=pw) * m.to(logits)
     return bce.sum() / m.sum().clamp(min=1)
 
-def balanced_weights(pairs:list, tasks:Sequence[tuple], exclude=(), split:str='train', cap:float=50.) -> torch.Tensor:
+def balanced_weights(pairs:list, tasks:Sequence[tuple], exclude=(), split:str='train', cap:float=50., relabel=None) -> torch.Tensor:
     "(T,) negatives / positives of each task in the `split` pairs (at most `cap`; 1 without positives)."
     u = pd.DataFrame([r for r in pairs if r.get('split') == split])
-    y = unit_labels(u, tasks, exclude) if len(u) else np.full((0, len(tasks)), np.nan)
+    y = unit_labels(u, tasks, exclude, relabel) if len(u) else np.full((0, len(tasks)), np.nan)
     pos, neg = (y == 1).sum(0), (y == 0).sum(0)
     return torch.tensor(np.where(pos > 0, np.minimum(neg / np.maximum(pos, 1), cap), 1.), dtype=torch.float32)
 
@@ -97,6 +100,7 @@ def train_ceiling(cfg, # the zero-shot runs' `Config` (data, model and train sec
                   exclude=(), # (scan_id, organ, abnormality) training cells left out
                   pos_weight='balanced', # 'balanced' (`balanced_weights`), None, or (T,) weights
                   pooling:str='mean', # 'mean' (the zero-shot readout) or 'meanmax'
+                  relabel=None, # units -> units carrying the labels (`generator_units`); None: the pairs' findings
                   device='cpu', progress:bool=False) -> OrganClassifier:
     "The supervised ceiling: a fresh encoder with per-organ abnormality heads, trained on the training split."
     if not tasks: raise CtglipError("no tasks to train the ceiling on")
@@ -105,13 +109,13 @@ def train_ceiling(cfg, # the zero-shot runs' `Config` (data, model and train sec
     ds = CacheDataset(paths.cache, paths.pairs, cfg, split='train', train=True, reports=paths.scans)
     set_seed(seed); model = (OrganClassifier if pooling == 'mean' else MeanMaxClassifier)(ceiling_encoder(cfg), len(tasks)).to(device).train()
     opt, t = make_optimizer(model, cfg), cfg.train; model.losses = []
-    pw = balanced_weights(read_pairs(paths.pairs), tasks, exclude) if isinstance(pos_weight, str) else pos_weight
+    pw = balanced_weights(read_pairs(paths.pairs), tasks, exclude, relabel=relabel) if isinstance(pos_weight, str) else pos_weight
     it = make_loader(ds, steps=t.steps, device=device)
     if progress:
         from tqdm.auto import tqdm; it = tqdm(it, desc='ceiling', leave=False)
     for step, b in enumerate(it):
         for g in opt.param_groups: g['lr'] = lr_at(step, cfg)
-        loss = ceiling_loss(model(b['image'], b['pair_map']), *pair_targets(b, tasks, exclude), pw)
+        loss = ceiling_loss(model(b['image'], b['pair_map']), *pair_targets(b, tasks, exclude, relabel), pw)
         opt.zero_grad(set_to_none=True); loss.backward()
         if t.grad_clip: nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
         opt.step(); model.losses.append(float(loss.detach()))
@@ -138,10 +142,10 @@ def score_ceiling(model:OrganClassifier, paths, cfg, # the trained ceiling, `pre
                   tasks:Sequence[tuple], # (organ, abnormality) of the heads
                   n_boot:int=1000, seed:int=0, # scan bootstrap
                   split:str='test', exclude=(), # the split; (scan_id, organ, abnormality) cells left out
-                  device='cpu') -> dict:
+                  device='cpu', relabel=None) -> dict: # ..., units -> units carrying the labels (`generator_units`)
     "dict(table, mean=dict(auc, auc_lo, auc_hi), scores (N, T), labels (N, T), units, tasks)."
     S, units = unit_logits(model.to(device).eval(), split_loader(paths, cfg, split, device), device)
-    y = unit_labels(units, tasks, exclude)
+    y = unit_labels(units, tasks, exclude, relabel)
     table, mean = detection_table(y, np.where(np.isnan(y), np.nan, S), tasks, n_boot, seed, scan_ids=units.scan_id.values)
     mean = {k: mean[k] for k in ('auc', 'auc_lo', 'auc_hi') if k in mean}
     return dict(table=table, mean=mean, scores=S, labels=y, units=units, tasks=list(tasks))
@@ -167,6 +171,31 @@ def finding_sources(pairs:list, cases:dict, min_share:float=0.2) -> dict:
         u = pd.Series(one.get(k, []), dtype=object).value_counts(normalize=True)
         out[k] = set(u[u >= min_share].index) if len(u) else {g for g, n in c.items() if n == max(c.values())}
     return out
+
+# %% ../../nbs/47_eval.ceiling.ipynb #b048f6a1
+MIN_SIGNAL_HU = 30. # a focal lesion changes one input voxel by at least this many HU to count as visible (2x the largest training noise std)
+BLOOD_HU = 40. # organ HU assumed for a finding recorded without one (aortic plaques: the unenhanced lumen)
+
+def lesion_signal_hu(f:dict, # a case record finding (`case_findings`)
+                     voxel_mm3:float) -> float: # volume of one model-input voxel
+    "HU change a focal lesion makes in one input voxel by partial volume (inf for a diffuse finding)."
+    if f.get('extent') != 'focal' or not f.get('sizes_mm'): return float('inf')
+    d = max(f['sizes_mm']); organ = f.get('organ_hu', BLOOD_HU)
+    return abs(float(f['hu']) - float(BLOOD_HU if organ is None else organ)) * min(1., np.pi / 6 * d**3 / voxel_mm3)
+
+def generator_units(units:pd.DataFrame, # rows with scan_id and organ (other columns are kept)
+                    cases:dict, # `case_findings` of the SynthCT folder
+                    spacing, # the model input's spacing, mm (x, y, z)
+                    min_signal_hu:float=MIN_SIGNAL_HU) -> pd.DataFrame:
+    "The units with `findings` = the generator's names of the unit's organ that the input can show, `hidden` = the ones it cannot."
+    vox = float(np.prod(spacing)); miss = sorted(set(units.scan_id) - set(cases))
+    if miss: raise CtglipError(f"{len(miss)} scan(s) without a SynthCT case record, e.g. {miss[0]}")
+    vis, hid = [], []
+    for s, o in zip(units.scan_id, units.organ):
+        fs = [f for f in cases[s] if f.get('organ') == o]
+        v = {f['name'] for f in fs if lesion_signal_hu(f, vox) >= min_signal_hu}
+        vis.append(sorted(v)); hid.append(sorted({f['name'] for f in fs} - v))
+    return units.assign(findings=vis, hidden=hid)
 
 # %% ../../nbs/47_eval.ceiling.ipynb #baf2ce08
 def _size(f): return max(f.get('sizes_mm') or [f.get('size_mm') or np.nan])
@@ -201,7 +230,6 @@ def size_table(res:dict, # `score_ceiling` output
                spacing_mm:float, # model input spacing
                edges=SIZE_BINS) -> pd.DataFrame:
     "Per (task, size bin): n_pos and AUC of the bin's positives against all negatives of the task."
-    from ctglip.eval.metrics import roc_auc
     y, S, u, rows = res['labels'], res['scores'], res['units'], []
     for j, (o, a) in enumerate(res['tasks']):
         neg = S[y[:, j] == 0, j]; pos = np.flatnonzero(y[:, j] == 1)
@@ -242,12 +270,12 @@ def organ_histograms(data, # batches in the training-batch format (evaluation cr
 
 # %% ../../nbs/47_eval.ceiling.ipynb #c3360c8a
 def histogram_probe(paths, cfg, tasks:Sequence[tuple], # `prepare_data` output, the config, (organ, abnormality)
-                    n_boot:int=1000, seed:int=0, split:str='test', exclude=(), C:float=1.0) -> dict:
+                    n_boot:int=1000, seed:int=0, split:str='test', exclude=(), C:float=1.0, relabel=None) -> dict:
     "`score_ceiling`'s dict for per-task logistic regressions on `organ_histograms` (trained on the training split)."
     from sklearn.linear_model import LogisticRegression
     Ftr, utr = organ_histograms(split_loader(paths, cfg, 'train'), cfg.data.hu_window)
     Fte, ute = organ_histograms(split_loader(paths, cfg, split), cfg.data.hu_window)
-    mu, sd = Ftr.mean(0), Ftr.std(0) + 1e-6; ytr, y = unit_labels(utr, tasks, exclude), unit_labels(ute, tasks, exclude)
+    mu, sd = Ftr.mean(0), Ftr.std(0) + 1e-6; ytr, y = unit_labels(utr, tasks, exclude, relabel), unit_labels(ute, tasks, exclude, relabel)
     S = np.full(y.shape, np.nan)
     for j in range(len(tasks)):
         m, mt = ~np.isnan(ytr[:, j]), ~np.isnan(y[:, j])

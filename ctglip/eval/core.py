@@ -116,7 +116,7 @@ def score(emb:dict, # the output of `embed` (the test split)
           mode=None, # prompt mode(s): 'dict', 'pair' or both; None: the protocol's
           ensemble:bool|None=None, # prompt ensembling; None: the protocol's
           synonyms:dict|None=None, # abnormality -> other phrasings (from the dictionary)
-          candidates:Sequence[str]|None=None, # organ-recognition candidates; None: the whole vocabulary
+          candidates:Sequence[str]|None=None, # organ-recognition candidates; None: the model's vocabulary `organs` (else the units' `unit_vocabulary`)
           organ_template:str|None=None, # the organ prompt; None: the model's `organ_prompt`
           min_pos:int=3, # fewest positives (and negatives) for a default task
           n_boot:int=1000, seed:int=0, # bootstrap resamples (of scans) and seed
@@ -132,7 +132,8 @@ def score(emb:dict, # the output of `embed` (the test split)
     template = organ_template or getattr(model, 'organ_prompt', ORGAN_TEMPLATE)
     res = dict(level=level, n_scans=len(emb['scans']), n_units=len(units), organ=None, organ_present=None)
     if level == 'organ':
-        res['organ'] = organ_recognition(img, units.organ, enc, candidates, template, ks)
+        cand = candidates if candidates is not None else getattr(model, 'organs', None)   # the run's pair_organs(data.lung_units)
+        res['organ'] = organ_recognition(img, units.organ, enc, cand, template, ks)
         res['organ_present'] = organ_recognition(img, units.organ, enc, sorted(set(units.organ)), template, ks)
     src = 'given' if tasks is not None else 'valid' if valid is not None else 'test'
     tasks = [tuple(t) for t in (tasks_from((emb if valid is None else valid)['units'], min_pos, min_pos) if tasks is None else tasks)]

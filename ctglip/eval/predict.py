@@ -12,18 +12,21 @@ import pandas as pd
 import torch
 
 from ..core import CtglipError, get_logger, atomic_path, window_hu
-from ..anatomy import pair_organs, group_lut
-from ..data.volume import Volume, load_volume, load_mask
+from ..anatomy import pair_organs, group_lut, base_group
+from ..data.volume import Volume, read_scan
+from ..data.layout import read_metadata, scan_id
 from ..data.dataset import scan_arrays
 from ..data.transform import scan_transform
 from ..prompts import ORGAN_TEMPLATE, organ_prompts
 from .zeroshot import abnormality_scores, embed_texts, _norm
 from ..data.report import parse_report
 from .core import model_level, text_encoder
+from ..core import get_device
+from ..train import load_run
 
 # %% auto #0
 __all__ = ['default_vocabulary', 'prepare', 'model_temperature', 'predict_organs', 'format_prediction', 'run_vocabulary',
-           'predict_cli']
+           'volume_meta', 'predict_cli']
 
 # %% ../../nbs/43_eval.predict.ipynb #8d94ba39
 def default_vocabulary() -> dict:
@@ -48,7 +51,7 @@ def prepare(image:Volume, # CT in HU
             min_voxels:int|None=None) -> list: # fewest voxels of an organ in a window (default cfg.data.min_organ_voxels)
     "The model inputs of a scan: one dict(image, pair_map, organs, voxels) per window."
     arr = scan_arrays(image, mask, cfg.data); tf = scan_transform(cfg, train=False)
-    units = pair_organs(); lut = group_lut('v2'); mv = cfg.data.min_organ_voxels if min_voxels is None else min_voxels
+    units = pair_organs(cfg.data.lung_units); lut = group_lut('v2', cfg.data.lung_units); mv = cfg.data.min_organ_voxels if min_voxels is None else min_voxels
     lo, hi = cfg.data.hu_window; out = []
     for sl in _windows(arr['image'].shape[2], cfg.data.size[2]):
         smp = dict(image=arr['image'], label=arr['label'], fg_box=arr['fg_box'], rng=np.random.default_rng(0))
@@ -98,17 +101,18 @@ def predict_organs(model, # a CT-GLIP or CLIP model
                    vocabulary:dict|None=None, # organ -> abnormality names; None: `default_vocabulary()`
                    organ_template:str=ORGAN_TEMPLATE, # the organ prompt of the run
                    top:int=5, # abnormalities kept per organ in the output (0 = all)
-                   device=None):
+                   device=None,
+                   lung_units:str='lung'): # the run's `data.lung_units`: recognition chooses among `pair_organs(lung_units)`
     "{'organs': {organ: {'predicted', 'score', 'abnormalities': {name: prob}}}, 'level': ..}"
     device = device or next(model.parameters()).device
     was = model.training; model.eval()
     try:
         level = model_level(model); enc = text_encoder(model)
         organs, emb = _organ_embeddings(model, windows, level, device); tau = model_temperature(model)
-        cand = pair_organs(); T = embed_texts(enc, organ_prompts(cand, organ_template))
+        cand = pair_organs(lung_units); T = embed_texts(enc, organ_prompts(cand, organ_template))
         p = torch.softmax(torch.from_numpy(emb @ T.T) / tau, -1).numpy()
         voc = default_vocabulary() if vocabulary is None else vocabulary
-        tasks = [(o, a) for o in organs for a in voc.get(o, [])]
+        tasks = [(o, a) for o in organs for a in voc.get(o, voc.get(base_group(o), []))]   # a lung side scores the lung's
         s = abnormality_scores(emb, organs, tasks, enc, tau=tau) if tasks else np.zeros((len(organs), 0))
     finally: model.train(was)
     out = {}
@@ -133,16 +137,19 @@ def format_prediction(res:dict) -> str:
     return '\n'.join(lines)
 
 # %% ../../nbs/43_eval.predict.ipynb #d70acaa4
-def _load_run(path, device):
-    try: from ctglip.train import load_run
-    except ImportError as e: raise CtglipError(f"cannot load runs: ctglip.train is unavailable ({e})", path) from None
-    return load_run(path, device=device)
-
 def run_vocabulary(path) -> dict|None:
     "organ -> abnormality names of the dictionary a run trained with (`vocabulary.json` in the run), or None."
     p = Path(path); p = p if p.is_dir() else p.parent
     f = next((q/'vocabulary.json' for q in (p, p.parent) if (q/'vocabulary.json').is_file()), None)
     return None if f is None else json.loads(f.read_text())
+
+def volume_meta(metadata, # a metadata CSV (CT-RATE's metadata/*.csv), or None
+                image) -> dict|None: # the volume it describes
+    "The metadata row of `image` in a metadata CSV (None without a CSV); `CtglipError` when the CSV lacks it."
+    if metadata is None: return None
+    row = read_metadata(metadata).get(scan_id(image))
+    if row is None: raise CtglipError(f"no row for {Path(image).name} (VolumeName)", metadata)
+    return row
 
 def predict_cli(argv:list[str]|None=None) -> int:
     "`ctglip predict`: zero-shot organ recognition and abnormality scores for one scan."
@@ -154,14 +161,14 @@ def predict_cli(argv:list[str]|None=None) -> int:
     p.add_argument('--out', default=None, help='write the result as JSON here')
     p.add_argument('--version', default='v2', choices=['v2', 'v1'], help='TotalSegmentator id set of the mask')
     p.add_argument('--resample-mask', action='store_true', help='resample a mask on another grid onto the image')
+    p.add_argument('--metadata', default=None, help="the dataset's metadata CSV (CT-RATE metadata/*.csv): geometry of a blank v1 header, rescale")
     p.add_argument('--top', type=int, default=5, help='abnormalities per organ (0 = all)')
     p.add_argument('--device', default='auto')
     a = p.parse_args(argv)
-    from ctglip.core import get_device
     dev = get_device(a.device)
-    img = load_volume(a.image); msk = load_mask(a.mask, like=img, version=a.version, resample=a.resample_mask)
-    model, cfg = _load_run(a.checkpoint, dev); voc = run_vocabulary(a.checkpoint)
-    res = predict_organs(model, prepare(img, msk, cfg), voc, cfg.model.organ_prompt, a.top, dev)
+    img, msk = read_scan(a.image, a.mask, volume_meta(a.metadata, a.image), a.version, a.resample_mask)
+    model, cfg = load_run(a.checkpoint, device=dev); voc = run_vocabulary(a.checkpoint)
+    res = predict_organs(model, prepare(img, msk, cfg), voc, cfg.model.organ_prompt, a.top, dev, cfg.data.lung_units)
     organs = list(res['organs'])
     if a.report:
         if not Path(a.report).is_file(): raise CtglipError("report file not found", a.report)

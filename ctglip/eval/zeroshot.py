@@ -11,14 +11,15 @@ import numpy as np
 import pandas as pd
 
 from ..core import CtglipError
-from ..anatomy import pair_organs
+from ..anatomy import LUNG_UNITS, pair_organs
 from ..prompts import ORGAN_TEMPLATE, organ_prompts, abnormality_prompts
 from .metrics import (THRESHOLD_METRICS, roc_auc, binary_metrics, scan_bootstrap, youden_thresholds,
                                  percentile_ci, topk_accuracy, confusion, per_class_accuracy, recall_at_k)
 
 # %% auto #0
-__all__ = ['METRICS', 'embed_texts', 'organ_recognition', 'tasks_from', 'abnormality_scores', 'labels_for', 'task_thresholds',
-           'detection_table', 'valid_thresholds', 'abnormality_detection', 'retrieval', 'grounded_similarity']
+__all__ = ['METRICS', 'embed_texts', 'unit_vocabulary', 'organ_recognition', 'tasks_from', 'abnormality_scores', 'labels_for',
+           'task_thresholds', 'detection_table', 'valid_thresholds', 'abnormality_detection', 'retrieval',
+           'grounded_similarity']
 
 # %% ../../nbs/41_eval.zeroshot.ipynb #5b2b1ed7
 def _np(x):
@@ -40,14 +41,20 @@ def embed_texts(encode:Callable, # list[str] -> (N, E) tensor or array
     return emb[[pos[t] for t in texts]]
 
 # %% ../../nbs/41_eval.zeroshot.ipynb #d529add4
+def unit_vocabulary(organs:Sequence[str]) -> list: # pairing units (those of the evaluated pairs)
+    "The organ-prompt vocabulary `pair_organs(lung_units)` of the lung setting whose units hold all of `organs`."
+    for lu in LUNG_UNITS:
+        if set(organs) <= set(v := pair_organs(lu)): return v
+    raise CtglipError(f"organs {sorted(set(organs) - set(pair_organs()))[:5]} are no pairing units of one lung setting (data.lung_units)")
+
 def organ_recognition(emb, # (N, E) L2-normalised organ embeddings
                       organs:Sequence[str], # (N,) the true pairing unit of each row
                       encode:Callable, # text encoder list[str] -> (M, E)
-                      candidates:Sequence[str]|None=None, # organs to choose from; None: `pair_organs()`
+                      candidates:Sequence[str]|None=None, # organs to choose from; None: their lung setting's vocabulary `unit_vocabulary(organs)`
                       template:str=ORGAN_TEMPLATE, # organ prompt
                       ks=(1, 5)): # top-k accuracies
     "Zero-shot organ recognition: dict(top1, top5, per_organ, confusion, pred, logits, candidates)."
-    cand = list(pair_organs() if candidates is None else candidates)
+    cand = list(unit_vocabulary(organs) if candidates is None else candidates)
     idx = {o: i for i, o in enumerate(cand)}
     missing = sorted(set(organs) - set(idx))
     if missing: raise CtglipError(f"organs {missing[:5]} are not among the candidates")
@@ -64,10 +71,11 @@ def organ_recognition(emb, # (N, E) L2-normalised organ embeddings
 def tasks_from(units:pd.DataFrame, # rows with `organ` and `findings` (list of names)
                min_pos:int=3, # fewest positives for a task to be scored
                min_neg:int=3): # fewest negatives
-    "Sorted list of (organ, abnormality) with at least `min_pos` positives and `min_neg` negatives."
+    "Sorted list of (organ, abnormality) with at least `min_pos` positives and `min_neg` negatives (a unit's `hidden` findings count as neither)."
     n_org = units.organ.value_counts()
     pos = units.explode('findings').dropna(subset=['findings']).groupby(['organ', 'findings']).size()
-    return sorted((o, a) for (o, a), n in pos.items() if n >= min_pos and n_org[o] - n >= min_neg)
+    hid = units.explode('hidden').dropna(subset=['hidden']).groupby(['organ', 'hidden']).size() if 'hidden' in units else {}
+    return sorted((o, a) for (o, a), n in pos.items() if n >= min_pos and n_org[o] - n - hid.get((o, a), 0) >= min_neg)
 
 # %% ../../nbs/41_eval.zeroshot.ipynb #22c474c2
 def _prompt_embs(encode, tasks, mode, ensemble, synonyms):
@@ -103,11 +111,12 @@ def abnormality_scores(emb, # (N, E) L2-normalised embedding of each case
 METRICS = ('auc',) + THRESHOLD_METRICS
 
 def labels_for(units:pd.DataFrame, tasks:Sequence[tuple]):
-    "(N, T) 0/1 labels: the task's abnormality is among the unit's findings (NaN for other organs)."
+    "(N, T) 0/1 labels: the task's abnormality is among the unit's findings (NaN for other organs, and where it is among the unit's `hidden` findings)."
     y = np.full((len(units), len(tasks)), np.nan)
     org, fnd = units.organ.values, [set(f) for f in units.findings]
+    hid = [set(h) for h in units.hidden] if 'hidden' in units else [()] * len(units)
     for j, (o, a) in enumerate(tasks):
-        sel = np.flatnonzero(org == o); y[sel, j] = [a in fnd[i] for i in sel]
+        sel = np.flatnonzero(org == o); y[sel, j] = [np.nan if a in hid[i] else float(a in fnd[i]) for i in sel]
     return y
 
 def task_thresholds(thresholds, # None, (T,) values, or {(organ, abnormality): value}

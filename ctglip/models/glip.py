@@ -157,7 +157,7 @@ def build_model(cfg, # a `ctglip.config.Config`
     if kind == 'clip': return CLIPBaseline(**kw)
     if kind != 'ctglip': raise CtglipError(f"unknown model {kind!r} (use 'ctglip' or 'clip')")
     l = cfg.loss
-    return CTGLIP(**kw, lambda_abn=l.lambda_abn, use_organ_term=l.use_organ_term,
+    return CTGLIP(**kw, organs=pair_organs(cfg.data.lung_units), lambda_abn=l.lambda_abn, use_organ_term=l.use_organ_term,
                   use_dict_negatives=l.use_dict_negatives, symmetric=getattr(l, 'abn_symmetric', True))
 
 @classmethod
