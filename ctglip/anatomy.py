@@ -13,9 +13,10 @@ import pandas as pd
 from .core import CtglipError
 
 # %% auto #0
-__all__ = ['VERSIONS', 'LUNG_UNITS', 'CONTRAST_PHASES', 'load_organs', 'load_groups', 'id2name', 'name2id', 'organ_names',
-           'v1_to_v2', 'check_label_ids', 'remap_labels', 'units_of', 'pair_organs', 'base_group', 'group_of',
-           'group_label_ids', 'readable', 'group_lut', 'organ_terms', 'contrast_enhancement']
+__all__ = ['VERSIONS', 'LUNG_UNITS', 'CONTRAST_PHASES', 'RG_HANDLING', 'load_organs', 'load_groups', 'id2name', 'name2id',
+           'organ_names', 'v1_to_v2', 'check_label_ids', 'remap_labels', 'units_of', 'pair_organs', 'base_group',
+           'group_of', 'group_label_ids', 'readable', 'group_lut', 'organ_terms', 'contrast_enhancement',
+           'radgenome_regions']
 
 # %% ../nbs/01_anatomy.ipynb #e9dd68d3
 def _asset(name): return files('ctglip')/'assets'/name
@@ -179,3 +180,14 @@ def contrast_enhancement(phase:str) -> np.ndarray:
     if phase not in names: raise CtglipError(f"unknown contrast phase {phase!r} (known: {', '.join(names)})")
     return lut[names.index(phase)].copy()
 
+
+# %% ../nbs/01_anatomy.ipynb #rgreg002
+RG_HANDLING = ('unit', 'scan', 'drop') # a region's sentences: paired with its units; scan-level (no unit); not used
+
+@lru_cache(None)
+def radgenome_regions() -> pd.DataFrame:
+    "The region -> pairing unit table (`ctglip/assets/radgenome_regions.csv`), indexed by region name."
+    df = pd.read_csv(files('ctglip')/'assets'/'radgenome_regions.csv', dtype=str, keep_default_na=False)
+    bad = df[~df.handling.isin(RG_HANDLING)]
+    if len(bad): raise CtglipError(f"region {bad.region.iloc[0]!r}: unknown handling {bad.handling.iloc[0]!r} (use {RG_HANDLING})", 'radgenome_regions.csv')
+    return df.set_index('region')

@@ -181,6 +181,7 @@ def headline_rows(metrics:dict) -> list:
         kk = f'abnormality_{key}_mean'
         rows.append((name, _fmt(c.get(kk), c.get(kk + '_ci')), _fmt(k.get(kk), k.get(kk + '_ci'))))
     rows.append(('abnormality AUC, mean, labels parsed from the reports (secondary)', _fmt(c.get('abnormality_auc_mean_parsed_labels')), _fmt(k.get('abnormality_auc_mean_parsed_labels'))))
+    rows.append(('abnormality AUC, mean, negation-pair prompts (secondary)', _fmt(c.get('abnormality_auc_mean_pair_prompts')), _fmt(k.get('abnormality_auc_mean_pair_prompts'))))
     for name, key in [('supervised ceiling, AUC mean (same encoder, labels)', 'ceiling'), ('HU-histogram probe, AUC mean (no encoder)', 'histogram_probe')]:
         d = metrics.get(key) or {}
         rows.append((name, _fmt(d.get('abnormality_auc_mean'), d.get('abnormality_auc_mean_ci') if None not in (d.get('abnormality_auc_mean_ci') or [None]) else None), ''))

@@ -88,7 +88,9 @@ def study_run(demo_dir, root, model:str, vision:str, seed:int, ablation:str='ful
     t1 = time.perf_counter()
     m, cfg = load_run(run)
     v, e = ({**x, 'units': relabel(x['units'])} for x in (embed(m, split_loader(paths, cfg, sp)) for sp in ('valid', 'test')))
-    r = score(e, m, tasks=tasks, valid=v, n_boot=n_boot, seed=seed, protocol=Protocol(labels='generator')); a = r['abnormality']
+    gen = Protocol(labels='generator'); r = score(e, m, tasks=tasks, valid=v, n_boot=n_boot, seed=seed, protocol=gen); a = r['abnormality']
+    alt = score(e, m, tasks=tasks, valid=v, mode='pair', n_boot=0, protocol=gen)['summary']   # secondary: the negation-pair prompts
+    r['summary'].update({f'{k}_pair_prompts': alt[k] for k in ('abnormality_auc_mean', 'abnormality_f1_mean')})
     out = dict(name=run.name, model=model, vision=vision, seed=seed, ablation=ablation, steps=cfg.train.steps,
                train_s=round(t1 - t0, 1), protocol=r['protocol'], summary=r['summary'], table=a['table'].to_dict('list'),
                abnormality={k: np.asarray(a[k]).tolist() for k in _ABN},
@@ -169,7 +171,7 @@ def study_results(demo_dir, root, plan:list, n_boot:int=1000) -> dict:
     R = collect(root); done = set(R.name) if len(R) else set()
     need = [run_name(m, v, s, ab) for kind, m, v, s, ab in plan if kind == 'run']
     if missing := [r for r in need if r not in done]: raise CtglipError(f"{len(missing)} study run(s) not evaluated yet, e.g. {missing[0]}", root)
-    R = R[R.name.isin(need)]; seeds = sorted({s for *_, s, _ in plan}); metrics = ['abnormality_auc_mean', 'abnormality_f1_mean', 'organ_top1']
+    R = R[R.name.isin(need)]; seeds = sorted({s for *_, s, _ in plan}); metrics = ['abnormality_auc_mean', 'abnormality_f1_mean', 'organ_top1', 'abnormality_auc_mean_pair_prompts']
     groups = {}
     for m in metrics:
         for key, row in over_seeds(R, m).iterrows(): groups.setdefault('-'.join(key), {})[m] = {k: float(v) for k, v in row.items()}
@@ -210,6 +212,9 @@ def study_summary(rec:dict) -> str:
             above, below = sum(d['ci'][0] > 0 for d in ds), sum(d['ci'][1] < 0 for d in ds)
             out.append(f"{v.upper()} {name}: CT-GLIP {_msd(a[key])}, CLIP {_msd(b[key])}; paired difference per seed "
                        + '; '.join(_est(d) for d in ds) + f" (CI above 0 in {above} of {len(ds)} seeds, below 0 in {below}).")
+        if 'abnormality_auc_mean_pair_prompts' in a:
+            out.append(f"{v.upper()} AUC with the negation-pair prompts (secondary): CT-GLIP {_msd(a['abnormality_auc_mean_pair_prompts'])}, "
+                       f"CLIP {_msd(b['abnormality_auc_mean_pair_prompts'])}.")
     c = rec['ceiling']; ct = g['ctglip-cnn-full']['abnormality_auc_mean']['mean']
     out.append(f"Supervised ceiling (CNN, same tasks, labels and budget): {c['mean']:.3f}" + (f" +- {c['sd']:.3f}" if c.get('sd') is not None else '')
                + f"; CT-GLIP CNN reaches {ct / c['mean']:.2f} of it.")

@@ -346,7 +346,7 @@ def train_cli(argv:list[str]|None=None) -> int:
     p = argparse.ArgumentParser(prog='ctglip train', description='Train CT-GLIP or the CLIP baseline (runs under torchrun for DDP).')
     p.add_argument('--data', required=True, help='dataset folder (CT-RATE layout, SynthCT, scans.csv), a pairs .jsonl file (scans.jsonl beside it), or a cache in a work folder')
     p.add_argument('--work', default=None, help='work folder for the pairs and cache of a dataset folder (default: under $CTGLIP_CACHE or ~/.cache/ctglip)')
-    p.add_argument('--masks', default=None, help='folder of organ masks, flat or mirroring dataset/ (default: the dataset\'s masks/)')
+    p.add_argument('--masks', default=None, help='folder of organ masks (label maps, per-class folders or RadGenome region-mask folders), flat or mirroring dataset/ (default: the dataset\'s masks/)')
     p.add_argument('--out', required=True, help='run directory (config, metrics.jsonl, checkpoints)')
     p.add_argument('--model', choices=['ctglip', 'clip'], default=None, help='shorthand for train.model=...')
     p.add_argument('--resume', action='store_true', help="continue from the run's latest checkpoint")

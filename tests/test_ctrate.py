@@ -34,7 +34,8 @@ def _v2_to_v1_lut():
 
 def make_ctrate(root, studies=STUDIES, seed:int=0, mask_version:str='v2', blank_header=False, blank_mask:bool=False,
                 metadata:bool|None=None, no_report:dict|None=None,
-                null_labels={'valid': {'Hiatal hernia': 0, 'Medical material': 1}}) -> dict:
+                null_labels={'valid': {'Hiatal hernia': 0, 'Medical material': 1}},
+                texts:pd.DataFrame|None=None) -> dict:
     """Write a CT-RATE-shaped dataset under `root` and return dict(root, volumes, labels={split: DataFrame}).
 
     Volumes `dataset/<split>_fixed/<split>_<p>/<split>_<p>_a/<split>_<p>_a_<r>.nii.gz` are the embedded 3 mm abdominal CT,
@@ -50,20 +51,26 @@ def make_ctrate(root, studies=STUDIES, seed:int=0, mask_version:str='v2', blank_
     `blank_mask=True`, the same blank header (TotalSegmentator run on the v1 file). `blank_header` may also be a set of
     volume names (the others are written as v2). `metadata` (default: when any volume is v1) writes the metadata CSV
     for every volume, v2 ones included (in HU, yet `RescaleIntercept -1024`, as CT-RATE's metadata says).
-    `no_report` maps volume names to 'missing' (no report row) or 'empty' (a row with empty text)."""
+    `no_report` maps volume names to 'missing' (no report row) or 'empty' (a row with empty text).
+    `texts` (rows with `report_text` and the 18 label columns, e.g. CT-RATE's own from `../shared/data`) gives each study a
+    real report and its labels instead of made-up sentences and random labels."""
     root = Path(root); case = embedded_case()
     ct, seg = nib.load(case['image']), nib.load(case['mask'])
     hu, lab, aff0 = np.asarray(ct.dataobj).astype(np.int16), np.asarray(seg.dataobj).astype(np.uint8), ct.affine
     if mask_version == 'v1': lab = _v2_to_v1_lut()[lab]
-    rng = np.random.default_rng(seed); vols, labels, k = [], {}, 0
+    rng = np.random.default_rng(seed); vols, labels, k, t = [], {}, 0, 0
     v1 = (lambda n: bool(blank_header)) if isinstance(blank_header, bool) else (lambda n: n in blank_header)
     metadata = bool(blank_header) if metadata is None else metadata; no_report = no_report or {}
     for split, st in studies.items():
         reports, rows, meta = [], [], []
         for p, n_rec in st:
-            y = dict(zip(CTRATE_LABELS, rng.integers(0, 2, len(CTRATE_LABELS)).tolist()))
-            y.update((null_labels or {}).get(split, {}))
-            text = rng.choice(SENTENCES, 3, replace=False)
+            if texts is None:
+                y = dict(zip(CTRATE_LABELS, rng.integers(0, 2, len(CTRATE_LABELS)).tolist()))
+                y.update((null_labels or {}).get(split, {}))
+                text = rng.choice(SENTENCES, 3, replace=False)
+            else:
+                row = texts.iloc[t % len(texts)]; t += 1
+                y = {c: int(row[c]) for c in CTRATE_LABELS}; text = [row.report_text, '', '']
             for r in range(1, n_rec + 1):
                 name = f'{split}_{p}_a_{r}.nii.gz'; rel = Path(SPLIT_DIR[split])/f'{split}_{p}'/f'{split}_{p}_a'
                 lo, hi = rng.integers(0, 6, 3), rng.integers(0, 6, 3)
@@ -87,7 +94,7 @@ def make_ctrate(root, studies=STUDIES, seed:int=0, mask_version:str='v2', blank_
                 nib.save(nib.Nifti1Image(np.ascontiguousarray(msk), None if blank and blank_mask else aff), mpath)
                 if no_report.get(name) != 'missing':
                     empty = no_report.get(name) == 'empty'
-                    reports.append(dict(VolumeName=name, Findings_EN='' if empty else ' '.join(text[:2]), Impressions_EN='' if empty else text[2]))
+                    reports.append(dict(VolumeName=name, Findings_EN='' if empty else ' '.join(text[:2]).strip(), Impressions_EN='' if empty else text[2]))
                 rows.append(dict(VolumeName=name, **y)); vols.append(path); k += 1
         (root/'radiology_text_reports').mkdir(parents=True, exist_ok=True); (root/'multi_abnormality_labels').mkdir(exist_ok=True)
         pd.DataFrame(reports).to_csv(root/'radiology_text_reports'/REPORT_CSV[split], index=False)
@@ -266,3 +273,21 @@ def test_predict_reads_a_v1_volume_with_its_metadata(ctrate, runs, tmp_path):
     assert json.loads((tmp_path/'p.json').read_text())['organs']
     rc, _, err = ctglip('predict', runs['ctglip'], v, mask, '--device', 'cpu')
     assert rc == 2 and f"{v}: blank header" in err
+
+
+def test_real_ctrate_reports_end_to_end(tmp_path):
+    "With the CT-RATE report text in ../shared/data: the fixture's studies carry real reports and their own 18 labels."
+    from ctglip.core import shared_data_dir
+    from ctglip.data.layout import read_pairs
+    d = shared_data_dir(); f = d/'ct_rate_text'/'ctclip_text_classifier'/'train.csv' if d else None
+    if not (f and f.is_file()): pytest.skip('CT-RATE report text not in ../shared/data')
+    texts = pd.read_csv(f).dropna(subset=['report_text']).sample(9, random_state=0).reset_index(drop=True)
+    ds = make_ctrate(tmp_path/'CT-RATE', texts=texts); work, run = tmp_path/'work', tmp_path/'run'
+    rc, _, err = ctglip('train', '--preset', 'tiny', '--data', ds['root'], '--work', work, '--out', run, 'steps=2',
+                        'data.keep_truncated=true', 'data.min_organ_fraction=0.05')
+    assert rc == 0, err[-2000:]
+    pairs = read_pairs(work/'pairs.jsonl')
+    assert any(r['findings'] for r in pairs) and any(r['text'] in ' '.join(texts.report_text) for r in pairs if not r['is_normal'])
+    res, scores, _ = _evaluate(ds, dict(work=work, ctglip=run), 'ctglip', tmp_path/'eval')
+    scored = scores.index[scores.part == 'scored']; y = ds['labels']['valid'].assign(s=lambda v: v.VolumeName.str[:-7]).set_index('s').loc[scored]
+    assert {k: m['n_pos'] for k, m in res['labels'].items()} == {k: int(y[k].sum()) for k in CTRATE_LABELS}

@@ -9,7 +9,8 @@ from ctglip.anatomy import LUNG_UNITS, pair_organs
 from ctglip.core import CtglipError, shared_data_dir
 from ctglip.data.layout import read_pairs
 from ctglip.data.pairing import pairs_cli
-from ctglip.data.public import (RG_HANDLING, load_radgenome_regions, radgenome_regions, radgenome_scan_units,
+from ctglip.anatomy import RG_HANDLING, radgenome_regions
+from ctglip.data.public import (load_radgenome_regions, radgenome_scan_units,
                                 radgenome_units)
 
 

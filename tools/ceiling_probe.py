@@ -6,8 +6,14 @@ The same vision encoder as the zero-shot models, trained from scratch with per-o
 
     python tools/ceiling_probe.py --demo /tmp/demo                      # a finished `ctglip demo` run: its data, work and tasks
     python tools/ceiling_probe.py --synth /tmp/ceil_a --size-scale 1.5  # a new SynthCT set with the demo's other settings
+
+With `--labels generator` (the default, as the demo scores) the tasks and labels are the SynthCT generator's
+(`generator_units`: lesions the input cannot show left out), and the ceiling is scored on `--split` (default
+valid: settings are chosen there) and on the training split. `--labels pairs` is the earlier protocol (parsed
+report phrases, test split, size bins).
 """
 import argparse, json, sys, time
+from functools import partial
 from dataclasses import asdict
 from pathlib import Path
 
@@ -21,7 +27,7 @@ from ctglip.demo import DEMO_SETTINGS, demo_settings
 from ctglip.synth.core import SynthConfig, generate
 from ctglip.data.dataset import prepare_data, split_loader
 from ctglip.eval.zeroshot import tasks_from
-from ctglip.eval.ceiling import (train_ceiling, score_ceiling, histogram_probe, lesion_sizes, hidden_cells, size_table, size_summary,
+from ctglip.eval.ceiling import (generator_units, case_findings, train_ceiling, score_ceiling, histogram_probe, lesion_sizes, hidden_cells, size_table, size_summary,
                                  SIZE_BINS)
 
 
@@ -53,6 +59,29 @@ def make_set(a, cfg):
     return out, paths, tasks_from(split_units(paths, cfg, 'valid'), 3, 3)
 
 
+def generator_main(a, cfg, data, paths) -> int:
+    "The ceiling and the histogram probe with the generator's labels, on the chosen split and the training split."
+    rl = partial(generator_units, cases=case_findings(data), spacing=cfg.data.spacing)
+    tasks = ([tuple(t.split(': ', 1)) for t in json.loads((Path(a.demo)/'metrics.json').read_text())['data']['tasks']] if a.demo
+             else tasks_from(rl(split_units(paths, cfg, 'valid')), 3, 3))
+    t0 = time.perf_counter()
+    model = train_ceiling(cfg, paths, tasks, steps=a.steps, seed=a.seed, pos_weight=None if a.pos_weight == 'none' else 'balanced',
+                          pooling=a.pooling, relabel=rl)
+    t_train = time.perf_counter() - t0
+    res = {sp: score_ceiling(model, paths, cfg, tasks, n_boot=a.n_boot, seed=a.seed, split=sp, relabel=rl) for sp in (a.split, 'train')}
+    hp = histogram_probe(paths, cfg, tasks, n_boot=a.n_boot, seed=a.seed, split=a.split, relabel=rl)
+    tab = res[a.split]['table'][['organ', 'abnormality', 'n_pos', 'auc']].assign(auc_train=res['train']['table'].auc.values, auc_hist=hp['table'].auc.values)
+    print(tab.round(3).to_string(index=False))
+    m, f, h = res[a.split]['mean'], res['train']['mean'], hp['mean']
+    print(f"ceiling on {a.split}: mean AUC {m['auc']:.3f} [{m['auc_lo']:.3f}, {m['auc_hi']:.3f}] over {len(tasks)} tasks; training split "
+          f"{f['auc']:.3f}; histogram probe {h['auc']:.3f} [{h['auc_lo']:.3f}, {h['auc_hi']:.3f}]; {a.steps or cfg.train.steps} steps, "
+          f"seed {a.seed}; loss {np.mean(model.losses[:20]):.3f} -> {np.mean(model.losses[-20:]):.3f}; train {t_train:.0f} s")
+    if a.out:
+        Path(a.out).write_text(json.dumps(dict(args=vars(a), tasks=[': '.join(t) for t in tasks], mean=m, train=f, histogram=h,
+                                               table=tab.to_dict('records'), train_s=round(t_train, 1), losses=model.losses), indent=1, default=float))
+    return 0
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     g = p.add_mutually_exclusive_group(required=True)
@@ -68,11 +97,14 @@ def main(argv=None):
     p.add_argument('--pos-weight', default='balanced', choices=['balanced', 'none'], help='weight of the positives in the BCE')
     p.add_argument('--pooling', default='mean', choices=['mean', 'meanmax'], help="the ceiling's organ readout")
     p.add_argument('--override', nargs='*', default=[], help='more config overrides (key=value)')
+    p.add_argument('--labels', default='generator', choices=['generator', 'pairs'], help="the generator's labels (default) or parsed report phrases")
+    p.add_argument('--split', default='valid', help='with --labels generator: the split scored (default valid)')
     p.add_argument('--out', help='write the results as JSON here')
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     cfg = override(demo_settings('cpu')['configs']['ctglip'], a.override)
     data, paths, tasks = make_set(a, cfg)
+    if a.labels == 'generator': return generator_main(a, cfg, data, paths)
     sp = float(np.mean(cfg.data.spacing)); sizes = lesion_sizes(data, paths.pairs); hidden = hidden_cells(sizes, sp, SIZE_BINS[0])
     excl = hidden_cells(sizes, sp, a.exclude_below) if a.exclude_below else set()
     t0 = time.perf_counter(); hp = histogram_probe(paths, cfg, tasks, n_boot=a.n_boot, seed=a.seed); t_hist = time.perf_counter() - t0

@@ -106,7 +106,7 @@ def prepare_cli(argv:list[str]|None=None) -> int:
     p = argparse.ArgumentParser(prog='ctglip prepare', description='Build everything `ctglip train` reads (pairs, scan table, cache) into the work folder, from one process, before torchrun.')
     p.add_argument('--data', required=True, help='dataset folder (CT-RATE layout, SynthCT, scans.csv), or a pairs .jsonl file (then only its cache)')
     p.add_argument('--work', default=None, help='work folder (default: under $CTGLIP_CACHE or ~/.cache/ctglip); give train the same')
-    p.add_argument('--masks', default=None, help="folder of organ masks, flat or mirroring dataset/ (default: the dataset's masks/)")
+    p.add_argument('--masks', default=None, help="folder of organ masks (label maps, per-class folders or RadGenome region-mask folders), flat or mirroring dataset/ (default: the dataset's masks/)")
     p.add_argument('--workers', type=int, default=0, help='cache processes (0 = all cores)')
     p.add_argument('--shard', default=None, help='I/N: only the cache of the scans of shard I of N (a hash of the scan id; a job array); then run once without --shard for the pairs')
     add_config_args(p)

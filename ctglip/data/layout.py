@@ -46,7 +46,7 @@ def _mask_names(stem:str) -> list:
 def find_mask(image, # the volume's path
               root=None, # the dataset folder (for trees mirroring `dataset/`)
               masks=None): # a folder of masks given by the user (replaces the default trees)
-    "The organ mask of `image` (a label-map file or a per-class folder), or None."
+    "The organ mask of `image` (a label-map file, a per-class folder or a folder of region masks), or None."
     image = Path(image); stem = scan_id(image.name)
     trees = [Path(masks)] if masks else [Path(root)/t for t in MASK_DIRS] if root else []
     rel = None

@@ -6,25 +6,22 @@
 from __future__ import annotations
 import ast, json, re
 from collections import Counter
-from functools import lru_cache
-from importlib.resources import files
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pandas as pd
 
 from ..core import CtglipError, get_logger, shared_data_dir
-from ..anatomy import pair_organs, base_group, LUNG_UNITS
+from ..anatomy import pair_organs, base_group, LUNG_UNITS, RG_HANDLING, radgenome_regions
 from .report import clean_text, split_sections, heading_group, side_filter, sentence_units
 from .volume import ctrate_affine
 from .labels import label_names
 from .layout import study_id, scan_id, read_reports, read_metadata
 
 # %% auto #0
-__all__ = ['RG_HANDLING', 'read_labels', 'load_ctrate_labels', 'study_labels', 'radgenome_regions', 'radgenome_units',
-           'radgenome_group', 'load_radgenome_regions', 'radgenome_unit_sentences', 'radgenome_scan_units',
-           'radgenome_organ_text', 'organ_sections', 'load_sectioned_reports', 'load_organ_split']
+__all__ = ['read_labels', 'load_ctrate_labels', 'study_labels', 'radgenome_units', 'radgenome_group', 'load_radgenome_regions',
+           'radgenome_unit_sentences', 'radgenome_scan_units', 'radgenome_organ_text', 'organ_sections',
+           'load_sectioned_reports', 'load_organ_split']
 
 # %% ../../nbs/15_data.public.ipynb #d2c5e817
 def _read_csv(path, need):
@@ -75,16 +72,6 @@ def study_labels(df:pd.DataFrame) -> pd.DataFrame:
     return df[~st.duplicated()].set_axis(st[~st.duplicated()].rename('study'))
 
 # %% ../../nbs/15_data.public.ipynb #ed403403
-RG_HANDLING = ('unit', 'scan', 'drop') # a region's sentences: paired with its units; scan-level (no unit); not used
-
-@lru_cache(None)
-def radgenome_regions() -> pd.DataFrame:
-    "The region -> pairing unit table (`ctglip/assets/radgenome_regions.csv`), indexed by region name."
-    df = pd.read_csv(files('ctglip')/'assets'/'radgenome_regions.csv', dtype=str, keep_default_na=False)
-    bad = df[~df.handling.isin(RG_HANDLING)]
-    if len(bad): raise CtglipError(f"region {bad.region.iloc[0]!r}: unknown handling {bad.handling.iloc[0]!r} (use {RG_HANDLING})", 'radgenome_regions.csv')
-    return df.set_index('region')
-
 def _rg_parts(anatomy) -> tuple:
     return tuple(p.strip().lower() for p in str(anatomy or '').split('/') if p.strip())
 

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/10_data.volume.ipynb #2e4118c1
 from __future__ import annotations
-import argparse, ast, gzip, sys, zlib
+import argparse, ast, gzip, json, sys, zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,12 +15,13 @@ from scipy import ndimage
 
 from ..core import CtglipError, HU_WINDOW, window_hu, embedded_case, get_logger
 from ..anatomy import check_label_ids, remap_labels, id2name, name2id, group_of
-from ..anatomy import group_label_ids
+from ..anatomy import group_label_ids, radgenome_regions
 
 # %% auto #0
 __all__ = ['Volume', 'ctrate_affine', 'ctrate_hu_rule', 'source_affine', 'load_volume', 'save_volume', 'load_dicom',
-           'save_dicom_series', 'load_mask', 'check_aligned', 'read_mask', 'read_scan', 'resample', 'resample_to',
-           'resample_pair', 'organ_stats', 'organ_centroids', 'window', 'crop_organ', 'organs_table', 'organs_cli']
+           'save_dicom_series', 'region_label', 'read_region_masks', 'load_mask', 'check_aligned', 'read_mask',
+           'read_scan', 'resample', 'resample_to', 'resample_pair', 'organ_stats', 'organ_centroids', 'window',
+           'crop_organ', 'organs_table', 'organs_cli']
 
 # %% ../../nbs/10_data.volume.ipynb #b8a8bd36
 @dataclass
@@ -225,6 +226,71 @@ def save_dicom_series(vol:Volume, folder, # output folder, one file per slice
         ds.save_as(str(folder/f'{k:04d}.dcm'), enforce_file_format=True)
     return folder
 
+# %% ../../nbs/10_data.volume.ipynb #rgm00002
+def _region_name(name:str) -> str: return ' '.join(name.replace('_', ' ').lower().split())
+
+def region_label(region:str, # a region of the table ('right lung upper lobe'; `_` for spaces, any case)
+                 path=None) -> int: # the file that names it (named by the error)
+    "The v2 id a region mask's voxels get; 0 for a `scan`/`drop` region or one of several units."
+    t = radgenome_regions(); r = _region_name(region)
+    if r not in t.index: raise CtglipError(f"{region!r} is not a RadGenome region (see ctglip/assets/radgenome_regions.csv)", path)
+    row = t.loc[r]; us = [u for u in (row.lobes or row.lung).split('|') if u]
+    if row.handling != 'unit' or len(us) != 1 or not (ids := group_label_ids(us[0])): return 0
+    own = name2id('v2').get(us[0]); return own if own in ids else ids[0]
+
+# %% ../../nbs/10_data.volume.ipynb #rgm00006
+_warned = set()
+
+def _paint(masks, # iterable of (region, file, () -> (X, Y, Z) bool mask)
+           shape:tuple) -> np.ndarray: # (X, Y, Z) int16 v2 label map
+    "Paint region masks into a v2 label map, the smaller region winning where they overlap."
+    lab, best = np.zeros(shape, np.int16), np.full(shape, np.iinfo(np.int32).max, np.int32)
+    for r, f, get in masks:
+        if not (i := region_label(r, f)):
+            if radgenome_regions().loc[_region_name(r)].handling == 'unit' and r not in _warned:
+                _warned.add(r); get_logger('ctglip.volume').warning(f"{f}: region {r!r} spans several units; only its parts' masks label its voxels")
+            continue
+        m = get(); n = int(m.sum()); w = m & (best > n); lab[w] = i; best[w] = n
+    return lab
+
+# %% ../../nbs/10_data.volume.ipynb #rgm00007
+def _legend(p:Path) -> dict:
+    try: d = json.loads(p.read_text())
+    except Exception as e: raise CtglipError(f"not a readable JSON legend ({type(e).__name__})", p) from None
+    if not isinstance(d, dict) or not all(str(k).isdigit() for k in d): raise CtglipError('a legend is a JSON object {"<label id>": "<region>"}', p)
+    for v in d.values(): region_label(str(v), p)
+    return {int(k): str(v) for k, v in d.items()}
+
+def _legend_masks(nii:list, leg:list, folder:Path, affine):
+    if len(nii) != 1 or len(leg) != 1: raise CtglipError(f"a region label map folder holds one NIfTI and one JSON legend (found {len(nii)} and {len(leg)})", folder)
+    d = _legend(leg[0]); img = _read_nifti(nii[0], affine); a = np.asarray(_read_data(img, nii[0], None))
+    ids = [int(i) for i in np.unique(a) if i != 0]
+    if miss := [i for i in ids if i not in d]: raise CtglipError(f"label id(s) {miss[:5]} are not in the legend {leg[0].name}", nii[0])
+    return _paint(((d[i], nii[0], lambda i=i: a == i) for i in ids), a.shape), img.affine
+
+# %% ../../nbs/10_data.volume.ipynb #rgm00008
+def _region_files(nii:list, affine) -> list:
+    "(region, file, reader) of each region mask file, after checking that all share one grid."
+    imgs = [_read_nifti(p, affine) for p in nii]
+    for p, img in zip(nii[1:], imgs[1:]):
+        if img.shape != imgs[0].shape or not np.allclose(img.affine, imgs[0].affine, atol=1e-3):
+            raise CtglipError(f"region mask shape {tuple(img.shape)} or grid differs from {nii[0].name}'s {tuple(imgs[0].shape)}", p)
+    return [(p.name.split('.nii')[0], p, lambda p=p, img=img: np.asarray(_read_data(img, p, None)) > 0) for p, img in zip(nii, imgs)]
+
+def read_region_masks(folder, # a scan's region masks: `<region>.nii.gz` files, or one label map and its JSON legend
+                      affine:np.ndarray|None=None) -> tuple: # the stored geometry when the headers are blank (`volume.read_mask` gives its volume's)
+    "(int16 v2 label map (X, Y, Z), affine) of a scan's RadGenome region masks."
+    folder = Path(folder); nii = sorted(p for p in folder.iterdir() if _is_nifti(p)); leg = sorted(folder.glob('*.json'))
+    if not nii: raise CtglipError("no region mask files (<region>.nii.gz) in this mask folder", folder)
+    if leg: return _legend_masks(nii, leg, folder, affine)
+    for p in nii:   # every name checked before any voxel is read
+        n = p.name.split('.nii')[0]
+        if _region_name(n) not in radgenome_regions().index:
+            raise CtglipError(f"{n!r} is neither a TotalSegmentator class name nor a RadGenome region (see ctglip/assets/radgenome_regions.csv)"
+                              + (": a folder holds class masks or region masks, not both" if n in name2id('v2') else ''), p)
+    fs = _region_files(nii, affine)
+    return _paint(fs, _read_nifti(nii[0], affine).shape), _read_nifti(nii[0], affine).affine
+
 # %% ../../nbs/10_data.volume.ipynb #df86d1a9
 def _mask_from_folder(folder:Path, version:str, affine=None):
     ids = name2id(version)
@@ -240,14 +306,21 @@ def _mask_from_folder(folder:Path, version:str, affine=None):
         lab[np.asarray(m) > 0] = ids[name]
     return lab, ref.affine
 
-def load_mask(path, # label-map NIfTI or a folder of per-class `<class>.nii.gz` files
+def _region_folder(folder:Path, version:str) -> bool:
+    "Whether a mask folder holds RadGenome region masks: a JSON legend, or a file named by no TotalSegmentator class."
+    ids = name2id(version)
+    return any(folder.glob('*.json')) or any(p.name.split('.nii')[0] not in ids for p in folder.iterdir() if _is_nifti(p))
+
+def load_mask(path, # label-map NIfTI, a folder of per-class `<class>.nii.gz` files, or of RadGenome region masks
               like:Volume|None=None, # the image the mask must lie on
               version:str='v2', # TotalSegmentator id set of the file: 'v2' (117 classes) or 'v1' (104)
               resample:bool=False, # resample a mask on another grid onto `like` instead of refusing it
               affine:np.ndarray|None=None): # the stored array's geometry when the header is blank (`read_mask` gives its volume's)
     "Load an organ mask as an int16 label map of v2 ids, in RAS."
     path = Path(path)
-    if path.is_dir(): lab, aff = _mask_from_folder(path, version, affine)
+    if path.is_dir() and _region_folder(path, version):
+        (lab, aff), version = read_region_masks(path, affine), 'v2'
+    elif path.is_dir(): lab, aff = _mask_from_folder(path, version, affine)
     else:
         if not _is_nifti(path): raise CtglipError("unsupported mask format (expected a NIfTI label map or a folder of them)", path)
         img = _read_nifti(path, affine); m = np.asarray(_read_data(img, path, None)); aff = img.affine
