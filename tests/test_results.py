@@ -28,3 +28,22 @@ def test_no_typed_demo_numbers_in_prose():
     readme = (ROOT/'README.md').read_text().replace(headline(res), '')
     prose = re.sub(r'```.*?```', '', readme, flags=re.S)
     assert not re.findall(r'\b0\.\d{3}\b', prose), re.findall(r'\b0\.\d{3}\b', prose)
+
+
+def test_no_typed_numbers_in_the_study_prose():
+    "The study notebook's text cells carry no three-decimal numbers: its findings are printed from results/study.json."
+    nb = json.loads((ROOT/'nbs'/'70_study.ipynb').read_text())
+    md = '\n'.join(''.join(c['source']) for c in nb['cells'] if c['cell_type'] == 'markdown')
+    assert not re.findall(r'\b0\.\d{3}\b', md), re.findall(r'\b0\.\d{3}\b', md)
+
+
+def test_study_results_file_is_a_full_study():
+    "results/study.json holds the 5-seed study under the demo's protocol: both encoders, the ablations, a ceiling per seed."
+    from ctglip.study import study_summary
+    rec = json.loads((ROOT/'results'/'study.json').read_text())
+    s = rec['setup']
+    assert len(s['seeds']) >= 5 and len(s['steps']) == 1 and s['labels'] == 'generator' and s['preset'] == 'cpu-demo'
+    assert set(rec['paired']) == {'cnn', 'vit'} and all(len(v) == len(s['seeds']) for v in rec['paired'].values())
+    assert set(rec['ablation_paired']) == {'no_dict_negatives', 'no_fn_handling', 'no_organ_term'}
+    assert len(rec['ceiling']['per_seed']) == len(s['seeds']) and len(rec['per_task']) == s['n_tasks']
+    assert 'Supervised ceiling' in study_summary(rec)
