@@ -17,7 +17,7 @@ from ..core import CtglipError, HU_WINDOW, atomic_path, get_logger
 from ..anatomy import pair_organs
 from .layout import (Work, data_kind, default_work, find_scans, read_pairs, read_scans, write_pairs,
                                 write_scans, pairs_by_scan, parse_shard)
-from .pairing import dataset_pairs, pairs_made
+from .pairing import dataset_pairs, pairs_made, pair_shard, unfinished_shards, merge_pairs
 from .dictionary import AbnormalityDictionary, build_dictionary
 from .cache import Cache, build_cache, foreground_box, read_pair
 from .transform import scan_transform, label_counts
@@ -69,7 +69,7 @@ def prepare_data(data, # a dataset folder, a pairs .jsonl file (scans.jsonl besi
     return res
 
 # %% ../../nbs/18_data.dataset.ipynb #a7c1e002
-import argparse, shlex
+import argparse, os, shlex
 from ..config import Config, PRESETS, add_config_args, config_from_args, to_dict
 
 # %% ../../nbs/18_data.dataset.ipynb #a7c1e003
@@ -108,7 +108,7 @@ def prepare_cli(argv:list[str]|None=None) -> int:
     p.add_argument('--work', default=None, help='work folder (default: under $CTGLIP_CACHE or ~/.cache/ctglip); give train the same')
     p.add_argument('--masks', default=None, help="folder of organ masks (label maps, per-class folders or RadGenome region-mask folders), flat or mirroring dataset/ (default: the dataset's masks/)")
     p.add_argument('--workers', type=int, default=0, help='cache processes (0 = all cores)')
-    p.add_argument('--shard', default=None, help='I/N: only the cache of the scans of shard I of N (a hash of the scan id; a job array); then run once without --shard for the pairs')
+    p.add_argument('--shard', default=None, help='I/N: pair and cache only the scans of shard I of N (a hash of the scan id; a job array; a killed shard resumes); the last shard to finish merges the pairs; then run once without --shard')
     add_config_args(p)
     a = p.parse_args(argv)
     if a.preset == 'auto' and not a.config: raise CtglipError("give the --preset (or --config) that train will use: the cache geometry and the pairs depend on it")
@@ -116,9 +116,13 @@ def prepare_cli(argv:list[str]|None=None) -> int:
     if a.shard:
         i, n = parse_shard(a.shard)
         if data_kind(a.data) != 'dataset': raise CtglipError("--shard needs a dataset folder", a.data)
-        cache = Work(Path(a.work) if a.work else default_work(a.data)).cache(cfg.data)
-        man = build_cache(find_scans(a.data, a.masks), cache, cfg.data.spacing, cfg.data.hu_window, workers=a.workers, shard=(i, n), label_version=cfg.data.label_version)
-        print(f"shard {i}/{n}: {man['n_scans']} scans cached in {cache}, {len(man['bad'])} bad; once every shard finished: "
+        work = Work(Path(a.work) if a.work else default_work(a.data)); scans = find_scans(a.data, a.masks)
+        made = pairs_made(a.data, a.masks, cfg.data); work.path.mkdir(parents=True, exist_ok=True)
+        pair_shard(scans, work.pairs, cfg.data, made, (i, n), a.workers or os.cpu_count() or 1)
+        if not unfinished_shards(scans, work.pairs, made, n): merge_pairs(scans, work.pairs, made, n)   # the last shard to finish
+        cache = work.cache(cfg.data)
+        man = build_cache(scans, cache, cfg.data.spacing, cfg.data.hu_window, workers=a.workers, shard=(i, n), label_version=cfg.data.label_version)
+        print(f"shard {i}/{n}: paired and {man['n_scans']} scans cached in {cache}, {len(man['bad'])} bad; once every shard finished: "
               + prepare_command(a.data, cfg, a.work, a.masks)); return 0
     paths = prepare_data(a.data, cfg, a.work, a.masks, workers=a.workers)
     left = missing_data(a.data, cfg, a.work, a.masks)
