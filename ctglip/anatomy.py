@@ -100,9 +100,12 @@ def units_of(group:str, lung_units:str='lung') -> list:
     if lung_units == 'sides': return list(g.loc[g.parent == group, 'group'])
     return list(_organs().loc[_organs().group == group, 'name'])
 
+@lru_cache(None)
+def _pair_organs(lung_units:str) -> tuple: return tuple(u for grp in _top().group for u in units_of(grp, lung_units))
+
 def pair_organs(lung_units:str='lung') -> list:
     "The pairing units in vocabulary order: the organ-prompt vocabulary."
-    return [u for grp in _top().group for u in units_of(grp, lung_units)]
+    return list(_pair_organs(lung_units))
 
 # %% ../nbs/01_anatomy.ipynb #7a1c3e52
 def _classes(unit:str) -> pd.DataFrame:

@@ -180,12 +180,13 @@ def study_results(demo_dir, root, plan:list, n_boot:int=1000) -> dict:
     abl_pair = {ab: {s: _ci(paired(root, 'cnn', s, ('ctglip', 'full'), ('ctglip', ab), n_boot)['auc']) for s in seeds} for ab in abl}
     ceil = {s: ceiling_run(demo_dir, root, s, n_boot=n_boot) for s in seeds}; cm = np.array([c['mean']['auc'] for c in ceil.values()])
     lib, rows = load_abnormalities().set_index('name'), []
-    for (o, a), r0 in _table(root, run_name('ctglip', 'cnn', seeds[0])).iterrows():   # per task, CNN: mean over seeds
-        auc = lambda m: float(np.mean([_table(root, run_name(m, 'cnn', s)).loc[(o, a), 'auc'] for s in seeds]))
+    T = {(m, s): _table(root, run_name(m, 'cnn', s)) for m in ('ctglip', 'clip') for s in seeds}
+    T.update({('ceiling', s): pd.DataFrame(ceil[s]['table']).set_index(['organ', 'abnormality']) for s in seeds})
+    for (o, a), r0 in T[('ctglip', seeds[0])].iterrows():   # per task, CNN: mean over seeds
+        auc = lambda m: float(np.mean([T[(m, s)].loc[(o, a), 'auc'] for s in seeds]))
         ds = [next(t for t in P[('cnn', s)]['auc']['per_task'] if tuple(t['task']) == (o, a)) for s in seeds]
         rows.append(dict(organ=o, abnormality=a, kind=lib.kind.get(a), size_mm=[float(lib.size_min[a]), float(lib.size_max[a])] if lib.unit.get(a) == 'mm' else None,
-                         n_pos=int(r0.n_pos), ctglip=auc('ctglip'), clip=auc('clip'),
-                         ceiling=float(np.mean([pd.DataFrame(ceil[s]['table']).set_index(['organ', 'abnormality']).loc[(o, a), 'auc'] for s in seeds])),
+                         n_pos=int(r0.n_pos), ctglip=auc('ctglip'), clip=auc('clip'), ceiling=auc('ceiling'),
                          difference=float(np.mean([d['estimate'] for d in ds])),
                          seeds_ci_above_0=int(sum(d['ci'][0] > 0 for d in ds)), seeds_ci_below_0=int(sum(d['ci'][1] < 0 for d in ds))))
     demo = json.loads((Path(demo_dir)/'metrics.json').read_text())
