@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_config.ipynb #ed67ddce
 from __future__ import annotations
-import dataclasses, difflib, json, typing
+import difflib, json, typing
 from dataclasses import dataclass, field, fields, replace, asdict
 from pathlib import Path
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/80_demo.ipynb #0562a3d8
 from __future__ import annotations
-import argparse, datetime, html, json, os, platform, shutil, sys, time
+import argparse, datetime, html, json, os, platform, shutil, time
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .core import CtglipError, get_device, get_logger, atomic_path, set_seed
-from .config import get_config, override, to_dict, from_dict, Config
+from .core import CtglipError, get_device, atomic_path, set_seed
+from .config import get_config, to_dict, from_dict, Config
 from .train import train, load_run, checkpoint_dir
 from .eval.core import embed, score, compare
 from .eval.zeroshot import tasks_from

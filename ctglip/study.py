@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 
 from .core import CtglipError, get_logger, atomic_path, set_seed, embedded_case
-from .config import get_config, to_dict, Config
+from .config import get_config, Config
 from .data.dataset import prepare_data, split_loader
 from .data.cache import Cache
 from .data.transform import scan_transform

@@ -16,8 +16,7 @@ from torch import nn
 from safetensors.torch import save_file, load_file, save_model, load_model
 
 from .core import CtglipError, atomic_path, get_device, get_logger, set_seed
-from .config import (Config, get_config, override, to_dict, from_dict, save_config, load_config,
-                           add_config_args, config_from_args, PRESETS)
+from .config import (Config, override, to_dict, from_dict, save_config, load_config, add_config_args, config_from_args)
 from .data.dataset import CacheDataset, make_loader, prepare_data, missing_data, prepare_command
 from .models import glip
 from .eval.core import score, embed

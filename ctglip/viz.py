@@ -11,7 +11,6 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .core import window_hu
-from .anatomy import id2name
 
 # %% auto #0
 __all__ = ['LESION_RGB', 'PLANES', 'png_bytes', 'png_uri', 'label_colors', 'blend', 'plane_slice', 'case_figure']

@@ -4,18 +4,16 @@
 
 # %% ../../nbs/17_data.cache.ipynb #e00b019e
 from __future__ import annotations
-import argparse, functools, hashlib, json, math, os, re, shutil, sys, time, warnings, zlib
+import argparse, functools, json, math, os, re, sys, time, zlib
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import ndimage
 import nibabel as nib
 
 from ..core import CtglipError, HU_WINDOW, DEFAULT_SPACING, atomic_path, get_logger
-from ..anatomy import id2name, check_label_ids, v1_to_v2
+from ..anatomy import id2name, v1_to_v2
 from .volume import read_scan, resample_pair
 from .layout import find_scans, shard_of, parse_shard
 

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/12_data.labels.ipynb #8a959c26
 from __future__ import annotations
-import argparse, re, sys
+import argparse
 from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..core import CtglipError, atomic_path, get_logger, shared_data_dir
-from .report import Lexicon, parse_report, phrase_pattern, clean_text
+from ..core import CtglipError, atomic_path
+from .report import Lexicon, parse_report, phrase_pattern
 
 # %% auto #0
 __all__ = ['LABEL_SETS', 'load_label_set', 'label_names', 'label_lexicon', 'text_labels', 'labels_frame', 'label_scores',

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/13_data.pairing.ipynb #56bc239e
 from __future__ import annotations
-import argparse, hashlib, json, os, re, sys
+import argparse, hashlib, json, os, re
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from functools import lru_cache
@@ -15,10 +15,10 @@ import pandas as pd
 from scipy import ndimage
 
 from ..core import CtglipError, atomic_path, get_logger
-from ..anatomy import id2name, group_of, pair_organs, readable, units_of, base_group, load_groups
+from ..anatomy import id2name, group_of, pair_organs, readable, base_group, load_groups
 from .report import Report, parse_report, attached_groups, finding_name, sentence_units
-from .volume import load_mask, read_mask
-from .layout import Scan, find_scans, read_pairs, write_pairs, write_scans, scan_id, shard_of, parse_shard
+from .volume import read_mask
+from .layout import Scan, find_scans, read_pairs, write_pairs, write_scans, shard_of, parse_shard
 from .public import load_radgenome_regions, radgenome_scan_units
 from ..config import DataConfig, add_config_args, config_from_args, override
 

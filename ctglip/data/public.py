@@ -4,19 +4,19 @@
 
 # %% ../../nbs/15_data.public.ipynb #0389d456
 from __future__ import annotations
-import ast, json, re
+import json
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..core import CtglipError, get_logger, shared_data_dir
-from ..anatomy import pair_organs, base_group, LUNG_UNITS, RG_HANDLING, radgenome_regions
-from .report import clean_text, split_sections, heading_group, side_filter, sentence_units
+from ..core import CtglipError
+from ..anatomy import pair_organs, base_group, LUNG_UNITS, radgenome_regions
+from .report import clean_text, split_sections, side_filter, sentence_units
 from .volume import ctrate_affine
 from .labels import label_names
-from .layout import study_id, scan_id, read_reports, read_metadata
+from .layout import study_id, scan_id
 
 # %% auto #0
 __all__ = ['read_labels', 'load_ctrate_labels', 'study_labels', 'radgenome_units', 'radgenome_group', 'load_radgenome_regions',

@@ -11,7 +11,6 @@ from importlib.resources import files
 
 import pandas as pd
 
-from ..core import CtglipError, get_logger
 from ..anatomy import load_groups, pair_organs, load_organs, units_of, group_of, organ_terms
 
 # %% auto #0

@@ -4,8 +4,8 @@
 
 # %% ../../nbs/10_data.volume.ipynb #2e4118c1
 from __future__ import annotations
-import argparse, ast, gzip, json, sys, zlib
-from dataclasses import dataclass, field
+import argparse, ast, gzip, json, zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import nibabel as nib
@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from ..core import CtglipError, HU_WINDOW, window_hu, embedded_case, get_logger
+from ..core import CtglipError, HU_WINDOW, window_hu, get_logger
 from ..anatomy import check_label_ids, remap_labels, id2name, name2id, group_of
 from ..anatomy import group_label_ids, radgenome_regions
 

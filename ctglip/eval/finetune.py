@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..core import CtglipError, set_seed, get_logger
+from ..core import CtglipError, set_seed
 from ..models.vision import pool_organs
 from .zeroshot import labels_for, detection_table
 

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/43_eval.predict.ipynb #e2dae96e
 from __future__ import annotations
-import argparse, json, sys
+import argparse, json
 from pathlib import Path
 
 import numpy as np

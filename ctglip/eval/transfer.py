@@ -4,7 +4,6 @@
 
 # %% ../../nbs/45_eval.transfer.ipynb #c7ee4726
 from __future__ import annotations
-import numpy as np
 import pandas as pd
 
 from ..core import CtglipError
