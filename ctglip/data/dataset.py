@@ -40,6 +40,13 @@ def _cache_done(cache:Path, scans:list) -> bool:
     man = json.loads((cache/'manifest.json').read_text())
     return {s.scan_id for s in scans if s.mask} <= set(man['scans']) | set(man['bad'])
 
+def _work(data, work=None) -> tuple:
+    "(kind, path, `Work`) of a `--data` argument: a cache or pairs file sits in its work folder; a dataset's is `work`."
+    kind = data_kind(data); p = Path(data)
+    return kind, p, Work(p.parent.parent if kind == 'cache' else p.parent if kind == 'pairs' else Path(work) if work else default_work(p))
+
+def _made(w:Work) -> dict|None: return json.loads(w.made.read_text()) if w.made.is_file() else None   # what the pairs were made from
+
 def prepare_data(data, # a dataset folder, a pairs .jsonl file (scans.jsonl beside it) or a cache in a work folder
                  cfg, # the run's `Config` (pairing policy and cache geometry)
                  work=None, # work folder for a dataset (default `default_work(data)`)
@@ -47,15 +54,11 @@ def prepare_data(data, # a dataset folder, a pairs .jsonl file (scans.jsonl besi
                  workers:int=0, # cache build processes (0 = all cores)
                  rank:int=0) -> DataPaths: # only rank 0 builds
     "The pairs, scan table and cache of `data` for `cfg`, built when missing."
-    kind = data_kind(data); p = Path(data); log = get_logger('ctglip.data')
-    if kind == 'cache': w = Work(p.parent.parent)
-    elif kind == 'pairs': w = Work(p.parent)
-    else: w = Work(Path(work) if work else default_work(p))
+    kind, p, w = _work(data, work); log = get_logger('ctglip.data')
     pairs = p if kind == 'pairs' else w.pairs
     res = DataPaths(pairs, w.scans, p if kind == 'cache' else w.cache(cfg.data))
     if rank == 0:
-        want = pairs_made(p, masks, cfg.data)
-        made = json.loads(w.made.read_text()) if w.made.is_file() else None
+        want, made = pairs_made(p, masks, cfg.data), _made(w)
         if kind == 'dataset' and not (pairs.is_file() and w.scans.is_file() and made == want):
             if made is not None and made != want: log.info(f"the pairs in {w.path} were made with {made}; re-pairing with {want}")
             scans = find_scans(p, masks); log.info(f"pairing {len(scans)} scans of {p} into {w.path}")
@@ -78,13 +81,12 @@ def missing_data(data, # as for `prepare_data`
                  work=None, # work folder for a dataset (default `default_work(data)`)
                  masks=None) -> list: # folder of organ masks (default: the dataset's own)
     "What `prepare_data(data, cfg, work, masks)` would still build ([] = ready), one phrase per item."
-    kind = data_kind(data); p = Path(data)
-    w = Work(p.parent.parent if kind == 'cache' else p.parent if kind == 'pairs' else Path(work) if work else default_work(p))
+    kind, p, w = _work(data, work)
     cache, out = p if kind == 'cache' else w.cache(cfg.data), []
     if kind == 'dataset':
         want = pairs_made(p, masks, cfg.data)
         if not (w.pairs.is_file() and w.scans.is_file()): out.append(f"the pairs and scan table ({w.pairs}, {w.scans})")
-        elif (json.loads(w.made.read_text()) if w.made.is_file() else None) != want:
+        elif _made(w) != want:
             out.append(f"pairs for this dataset, masks and pairing policy ({w.made} records others)")
     if not _cache_done(cache, read_scans(w.scans) if w.scans.is_file() else []):
         merge = not (cache/'manifest.json').is_file() and any(cache.glob('manifest.shard-*'))
