@@ -18,6 +18,7 @@ from safetensors.torch import save_file, load_file, save_model, load_model
 from .core import CtglipError, atomic_path, get_device, get_logger, set_seed
 from .config import (Config, override, to_dict, from_dict, save_config, load_config, add_config_args, config_from_args)
 from .data.dataset import CacheDataset, make_loader, prepare_data, missing_data, prepare_command
+from .data.layout import MASKS_HELP
 from .models import glip
 from .eval.core import score, embed
 
@@ -345,7 +346,7 @@ def train_cli(argv:list[str]|None=None) -> int:
     p = argparse.ArgumentParser(prog='ctglip train', description='Train CT-GLIP or the CLIP baseline (runs under torchrun for DDP).')
     p.add_argument('--data', required=True, help='dataset folder (CT-RATE layout, SynthCT, scans.csv), a pairs .jsonl file (scans.jsonl beside it), or a cache in a work folder')
     p.add_argument('--work', default=None, help='work folder for the pairs and cache of a dataset folder (default: under $CTGLIP_CACHE or ~/.cache/ctglip)')
-    p.add_argument('--masks', default=None, help='folder of organ masks (label maps, per-class folders or RadGenome region-mask folders), flat or mirroring dataset/ (default: the dataset\'s masks/)')
+    p.add_argument('--masks', default=None, help=MASKS_HELP)
     p.add_argument('--out', required=True, help='run directory (config, metrics.jsonl, checkpoints)')
     p.add_argument('--model', choices=['ctglip', 'clip'], default=None, help='shorthand for train.model=...')
     p.add_argument('--resume', action='store_true', help="continue from the run's latest checkpoint")

@@ -15,7 +15,7 @@ import nibabel as nib
 from ..core import CtglipError, HU_WINDOW, DEFAULT_SPACING, atomic_path, get_logger
 from ..anatomy import id2name, v1_to_v2
 from .volume import read_scan, resample_pair
-from .layout import find_scans, shard_of, parse_shard
+from .layout import find_scans, shard_of, parse_shard, MASKS_HELP
 
 # %% auto #0
 __all__ = ['organ_boxes', 'foreground_box', 'read_pair', 'cache_scan', 'write_manifest', 'write_shard_manifest',
@@ -414,7 +414,7 @@ def cache_cli(argv:list[str]|None=None) -> int:
     p.add_argument('--shard', default='0/1', help='I/N: cache only the scans of shard I of N (a hash of the scan id; a job array); each writes manifest.shard-I-of-N.json')
     p.add_argument('--workers', type=int, default=0, help='processes (0 = all cores)')
     p.add_argument('--retry-bad', action='store_true', help='retry scans listed as bad')
-    p.add_argument('--masks', default=None, help='folder of organ masks (label maps, per-class folders or RadGenome region-mask folders), flat or mirroring dataset/ (default: the dataset\'s masks/)')
+    p.add_argument('--masks', default=None, help=MASKS_HELP)
     p.add_argument('--mask-version', default='v2', choices=['v2', 'v1'], help='TotalSegmentator id set of the masks (v1 ids are converted to v2)')
     p.add_argument('--merge', action='store_true', help='only join the shard manifests into manifest.json (after all shards finished)')
     a = p.parse_args(argv)

@@ -15,7 +15,7 @@ import torch.distributed as dist
 
 from ..core import CtglipError, HU_WINDOW, atomic_path, get_logger
 from ..anatomy import pair_organs
-from .layout import (Work, data_kind, default_work, find_scans, read_pairs, read_scans, write_pairs,
+from .layout import (Work, MASKS_HELP, data_kind, default_work, find_scans, read_pairs, read_scans, write_pairs,
                                 write_scans, pairs_by_scan, parse_shard)
 from .pairing import dataset_pairs, pairs_made, pair_shard, unfinished_shards, merge_pairs
 from .dictionary import AbnormalityDictionary, build_dictionary
@@ -108,7 +108,7 @@ def prepare_cli(argv:list[str]|None=None) -> int:
     p = argparse.ArgumentParser(prog='ctglip prepare', description='Build everything `ctglip train` reads (pairs, scan table, cache) into the work folder, from one process, before torchrun.')
     p.add_argument('--data', required=True, help='dataset folder (CT-RATE layout, SynthCT, scans.csv), or a pairs .jsonl file (then only its cache)')
     p.add_argument('--work', default=None, help='work folder (default: under $CTGLIP_CACHE or ~/.cache/ctglip); give train the same')
-    p.add_argument('--masks', default=None, help="folder of organ masks (label maps, per-class folders or RadGenome region-mask folders), flat or mirroring dataset/ (default: the dataset's masks/)")
+    p.add_argument('--masks', default=None, help=MASKS_HELP)
     p.add_argument('--workers', type=int, default=0, help='cache processes (0 = all cores)')
     p.add_argument('--shard', default=None, help='I/N: pair and cache only the scans of shard I of N (a hash of the scan id; a job array; a killed shard resumes); the last shard to finish merges the pairs; then run once without --shard')
     add_config_args(p)

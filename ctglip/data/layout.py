@@ -13,10 +13,10 @@ import pandas as pd
 from ..core import CtglipError, atomic_path
 
 # %% auto #0
-__all__ = ['NII', 'MASK_DIRS', 'TABLE_DIRS', 'META_KEYS', 'PAIR_KEYS', 'scan_id', 'study_id', 'split_of', 'find_mask',
-           'read_reports', 'report_text', 'table_files', 'read_metadata', 'Scan', 'is_dataset', 'find_scans',
-           'write_pairs', 'read_pairs', 'pairs_by_scan', 'write_scans', 'read_scans', 'cache_name', 'default_work',
-           'Work', 'data_kind', 'shard_of', 'parse_shard']
+__all__ = ['NII', 'MASK_DIRS', 'MASKS_HELP', 'TABLE_DIRS', 'META_KEYS', 'PAIR_KEYS', 'scan_id', 'study_id', 'split_of',
+           'find_mask', 'read_reports', 'report_text', 'table_files', 'read_metadata', 'Scan', 'is_dataset',
+           'find_scans', 'write_pairs', 'read_pairs', 'pairs_by_scan', 'write_scans', 'read_scans', 'cache_name',
+           'default_work', 'Work', 'data_kind', 'shard_of', 'parse_shard']
 
 # %% ../../nbs/10a_data.layout.ipynb #6bcef787
 NII = ('.nii.gz', '.nii')
@@ -42,6 +42,8 @@ MASK_DIRS = ('masks', 'segmentations')   # mask trees looked for inside a datase
 
 def _mask_names(stem:str) -> list:
     return [f"{stem}{e}" for e in NII] + [stem]
+
+MASKS_HELP = "folder of organ masks (label maps, per-class folders or RadGenome region-mask folders), flat or mirroring dataset/ (default: the dataset's masks/)"
 
 def find_mask(image, # the volume's path
               root=None, # the dataset folder (for trees mirroring `dataset/`)

@@ -18,7 +18,7 @@ from ..core import CtglipError, atomic_path, get_logger
 from ..anatomy import id2name, group_of, pair_organs, readable, base_group, load_groups
 from .report import Report, parse_report, attached_groups, finding_name, sentence_units
 from .volume import read_mask
-from .layout import Scan, find_scans, read_pairs, write_pairs, write_scans, shard_of, parse_shard
+from .layout import Scan, find_scans, read_pairs, write_pairs, write_scans, shard_of, parse_shard, MASKS_HELP
 from .public import load_radgenome_regions, radgenome_scan_units
 from ..config import DataConfig, add_config_args, config_from_args, override
 
@@ -293,7 +293,7 @@ def pairs_cli(argv:list|None=None) -> int:
     p = argparse.ArgumentParser(prog='ctglip pairs', description='Organ-level image-text pairs of a dataset folder (CT-RATE layout, SynthCT or scans.csv).')
     p.add_argument('dataset_dir', help='dataset folder (dataset/<split>/..., radiology_text_reports/, masks/; or scans.csv)')
     p.add_argument('--out', required=True, help='work folder (pairs.jsonl and scans.jsonl go there), or a pairs .jsonl path')
-    p.add_argument('--masks', default=None, help='folder of organ masks (label maps, per-class folders or RadGenome region-mask folders) named like the volumes, flat or mirroring dataset/ (default DATASET/masks)')
+    p.add_argument('--masks', default=None, help=MASKS_HELP)
     p.add_argument('--mask-version', default=None, choices=['v2', 'v1'], help='shorthand for data.label_version')
     p.add_argument('--unmentioned', default=None, choices=list(UNMENTIONED), help='shorthand for data.unmentioned_as_normal (normal = true)')
     p.add_argument('--keep-truncated', action='store_true', help='shorthand for data.keep_truncated=true')

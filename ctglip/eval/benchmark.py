@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..core import CtglipError, atomic_path, get_device, get_logger
 from ..anatomy import pair_organs, units_of
-from ..data.layout import study_id, read_scans, read_pairs, table_files
+from ..data.layout import study_id, read_scans, read_pairs, table_files, MASKS_HELP
 from ..data.public import read_labels
 from ..data.labels import LABEL_SETS, load_label_set, label_names
 from ..prompts import MODES, Protocol
@@ -330,7 +330,7 @@ def evaluate_parser() -> argparse.ArgumentParser:
     ap.add_argument('--labels', nargs='+', default=None, help="labels CSV(s) (default: the dataset's multi_abnormality_labels/*.csv)")
     ap.add_argument('--out', required=True, help='output folder (metrics.json, metrics.csv, metrics.md, scores.csv)')
     ap.add_argument('--work', default=None, help='work folder of the pairs and cache (use the training one to reuse them)')
-    ap.add_argument('--masks', default=None, help="folder of organ masks, flat or mirroring dataset/ (default: the dataset's masks/)")
+    ap.add_argument('--masks', default=None, help=MASKS_HELP)
     ap.add_argument('--threshold-split', default=None, help='choose thresholds on this whole split instead of a calibration part of --split')
     ap.add_argument('--calib-fraction', type=float, default=CALIB_FRACTION, help=f'share of the studies of --split that calibrates the thresholds (default {CALIB_FRACTION})')
     ap.add_argument('--prompts', default=None, choices=[*MODES, 'both'], help="prompt mode (default: the run's protocol)")
