@@ -14,7 +14,7 @@ report phrases, test split, size bins).
 """
 import argparse, json, sys, time
 from functools import partial
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ import torch
 from ctglip.core import CtglipError
 from ctglip.config import override
 from ctglip.demo import DEMO_SETTINGS, demo_settings
-from ctglip.synth.core import SynthConfig, generate
+from ctglip.synth.core import SynthConfig, generate, check_config
 from ctglip.data.dataset import prepare_data, split_loader
 from ctglip.eval.zeroshot import tasks_from
 from ctglip.eval.ceiling import (generator_units, case_findings, train_ceiling, score_ceiling, histogram_probe, lesion_sizes, hidden_cells, size_table, size_summary,
@@ -36,8 +36,20 @@ def split_units(paths, cfg, split='valid'):
     rows, seen = [], set()
     for b in split_loader(paths, cfg, split):
         new = {i for i, s in enumerate(b['scan_id']) if s not in seen}; seen.update(b['scan_id'])
-        rows += [dict(organ=o, findings=list(f)) for o, f, i in zip(b['organ'], b['findings'], b['scan_idx'].tolist()) if i in new]
+        rows += [dict(scan_id=b['scan_id'][i], organ=o, findings=list(f)) for o, f, i in zip(b['organ'], b['findings'], b['scan_idx'].tolist()) if i in new]
     return pd.DataFrame(rows)
+
+
+def synth_settings(items) -> dict:
+    "{field: value} of `--synth-set field=JSON` items (lists become tuples, as `SynthConfig` holds them)."
+    known, out = {f.name for f in fields(SynthConfig)} - {'size', 'splits'}, {}
+    for it in items:
+        k, eq, v = it.partition('=')
+        if not eq or k not in known: raise CtglipError(f"--synth-set {it!r}: expected FIELD=JSON with FIELD one of {', '.join(sorted(known))}")
+        try: v = json.loads(v)
+        except json.JSONDecodeError: raise CtglipError(f"--synth-set {it!r}: the value is not JSON") from None
+        out[k] = tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
+    return out
 
 
 def make_set(a, cfg):
@@ -49,7 +61,8 @@ def make_set(a, cfg):
     s = DEMO_SETTINGS['cpu']; syn = dict(s.get('synth', {}))
     syn.update({k: v for k, v in dict(size_scale=a.size_scale, contrast_scale=a.contrast_scale, prevalence=a.prevalence,
                                        normal_rate=a.normal_rate).items() if v is not None})
-    sc = SynthConfig(size=s['size'], splits=tuple(s['splits']), **syn); out = Path(a.synth)
+    syn.update(synth_settings(a.synth_set))
+    sc = check_config(SynthConfig(size=s['size'], splits=tuple(s['splits']), **syn)); out = Path(a.synth)
     man = out/'manifest.json'
     same = man.exists() and json.loads(man.read_text()).get('config') == json.loads(json.dumps(asdict(sc))) and json.loads(man.read_text())['n'] == a.n
     t0 = time.perf_counter()
@@ -64,6 +77,10 @@ def generator_main(a, cfg, data, paths) -> int:
     rl = partial(generator_units, cases=case_findings(data), spacing=cfg.data.spacing)
     tasks = ([tuple(t.split(': ', 1)) for t in json.loads((Path(a.demo)/'metrics.json').read_text())['data']['tasks']] if a.demo
              else tasks_from(rl(split_units(paths, cfg, 'valid')), 3, 3))
+    if a.tasks:
+        want = [tuple(t.split(': ', 1)) for t in a.tasks]; miss = [': '.join(t) for t in want if t not in tasks]
+        if miss: raise CtglipError(f"--tasks {miss}: not among the run's tasks ({', '.join(': '.join(t) for t in tasks)})")
+        tasks = want
     t0 = time.perf_counter()
     model = train_ceiling(cfg, paths, tasks, steps=a.steps, seed=a.seed, pos_weight=None if a.pos_weight == 'none' else 'balanced',
                           pooling=a.pooling, relabel=rl)
@@ -91,6 +108,8 @@ def main(argv=None):
     p.add_argument('--n', type=int, default=320); p.add_argument('--data-seed', type=int, default=0)
     p.add_argument('--size-scale', type=float); p.add_argument('--contrast-scale', type=float)
     p.add_argument('--prevalence', type=float); p.add_argument('--normal-rate', type=float)
+    p.add_argument('--synth-set', nargs='*', default=[], metavar='FIELD=JSON',
+                   help='more SynthCT settings, e.g. phases=\'[["portal",1]]\' deform_mm=2 (ctglip.synth.core.SynthConfig)')
     p.add_argument('--steps', type=int, default=None, help='optimizer steps (default: the demo config)')
     p.add_argument('--seed', type=int, default=0); p.add_argument('--n-boot', type=int, default=1000)
     p.add_argument('--exclude-below', type=float, default=0., help='train without positives below this diameter (voxels)')
@@ -98,6 +117,7 @@ def main(argv=None):
     p.add_argument('--pooling', default='mean', choices=['mean', 'meanmax'], help="the ceiling's organ readout")
     p.add_argument('--override', nargs='*', default=[], help='more config overrides (key=value)')
     p.add_argument('--labels', default='generator', choices=['generator', 'pairs'], help="the generator's labels (default) or parsed report phrases")
+    p.add_argument('--tasks', nargs='*', default=[], metavar='"ORGAN: ABNORMALITY"', help='with --labels generator: train and score only these tasks')
     p.add_argument('--split', default='valid', help='with --labels generator: the split scored (default valid)')
     p.add_argument('--out', help='write the results as JSON here')
     a = p.parse_args(argv)
