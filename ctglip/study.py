@@ -24,15 +24,16 @@ from .eval.zeroshot import tasks_from
 from .eval.finetune import organ_features, linear_probe, fresh_copy, finetune_classifier, classifier_scores, finetune_segmentation, segmentation_scores
 from .eval.predict import prepare, predict_organs
 from .browse.results import scores_frame
-from .eval.ceiling import train_ceiling, score_ceiling, generator_units, case_findings
+from .eval.ceiling import train_ceiling, score_ceiling, generator_units, case_findings, generator_sizes, size_table, size_bin
 from .prompts import Protocol
 from .synth.report import load_abnormalities
 from .demo import DEMO_SETTINGS, _finished
 
 # %% auto #0
-__all__ = ['ABLATIONS', 'VISIONS', 'run_name', 'study_config', 'study_tasks', 'study_relabel', 'study_run', 'paired',
-           'ceiling_run', 'collect', 'over_seeds', 'study_plan', 'run_study', 'study_results', 'study_summary',
-           'lesion_batches', 'finetune_study', 'segmentation_study', 'real_scan_recognition']
+__all__ = ['ABLATIONS', 'VISIONS', 'SIZE_ORDER', 'run_name', 'study_config', 'study_tasks', 'study_relabel', 'study_run',
+           'paired', 'ceiling_run', 'collect', 'over_seeds', 'study_plan', 'run_study', 'per_size', 'size_frame',
+           'study_results', 'study_summary', 'lesion_batches', 'finetune_study', 'segmentation_study',
+           'real_scan_recognition']
 
 # %% ../nbs/70_study.ipynb #51d4229a
 ABLATIONS = {
@@ -160,6 +161,34 @@ def run_study(demo_dir, root, plan:list, shard:str='0/1', steps:int|None=None, n
         else: study_run(demo_dir, root, m, v, s, ab, steps, n_boot)
         log.info(f"study: {kind} {run_name(m, v, s, ab)} done in {time.perf_counter() - t0:.0f} s")
 
+# %% ../nbs/70_study.ipynb #b42fb52d
+SIZE_ORDER = ('<2', '2-4', '>=4', 'diffuse') # `size_bin` names: lesion diameter in input voxels, or no size
+
+def per_size(demo_dir, root, seeds, visions=('cnn', 'vit')) -> list:
+    "Rows (vision, model, seed, bin, tasks, n_pos, auc): each test positive against all negatives of its task, by lesion diameter; AUC averaged over tasks."
+    sp = float(np.mean(study_config('ctglip', 'cnn', seeds[0]).data.spacing)); sizes = generator_sizes(case_findings(Path(demo_dir)/'data')); rows = []
+    for v in visions:
+        for m in ('ctglip', 'clip'):
+            for s in seeds:
+                a = _abnormality(json.loads((Path(root)/run_name(m, v, s)/'eval.json').read_text()))
+                st = size_table(dict(a, units=pd.DataFrame(dict(scan_id=a['scan_ids']))), sizes, sp)
+                if len(st): rows += [dict(vision=v, model=m, seed=s, bin=b, tasks=int(g.auc.notna().sum()), n_pos=int(g.n_pos.sum()), auc=float(g.auc.mean()))
+                         for b, g in st.groupby('bin')]
+    return rows
+
+def size_frame(rows:list) -> pd.DataFrame:
+    "`per_size` rows as one line per (vision, bin): positives, tasks, mean +- sd over seeds of each model, seeds with CT-GLIP ahead."
+    if not rows: return pd.DataFrame()
+    z = pd.DataFrame(rows); out = []
+    for (v, b), g in z.groupby(['vision', 'bin']):
+        w = g.pivot_table(index='seed', columns='model', values='auc')
+        if not {'ctglip', 'clip'} <= set(w.columns): continue
+        a, c = w['ctglip'], w['clip']
+        out.append(dict(vision=v, bin=b, n_pos=int(g.n_pos.iloc[0]), tasks=int(g.tasks.iloc[0]), ctglip=a.mean(), ctglip_sd=a.std(ddof=1),
+                        clip=c.mean(), clip_sd=c.std(ddof=1), ctglip_ahead=int((a > c).sum()), seeds=len(w)))
+    o = pd.DataFrame(out)
+    return o.assign(k=o.bin.map(SIZE_ORDER.index)).sort_values(['vision', 'k']).drop(columns='k').reset_index(drop=True) if len(o) else o
+
 # %% ../nbs/70_study.ipynb #fe024842
 def _ci(d:dict) -> dict: return dict(estimate=d['estimate'], ci=d['ci'])
 
@@ -167,7 +196,7 @@ def _table(root, name:str) -> pd.DataFrame:
     return pd.DataFrame(json.loads((Path(root)/name/'eval.json').read_text())['table']).set_index(['organ', 'abnormality'])
 
 def study_results(demo_dir, root, plan:list, n_boot:int=1000) -> dict:
-    "The study's results record: runs, means over seeds, paired differences per seed, ceilings, per-task table."
+    "The study's results record: runs, means over seeds, paired differences per seed, ceilings, per-task and per-lesion-size tables."
     R = collect(root); done = set(R.name) if len(R) else set()
     need = [run_name(m, v, s, ab) for kind, m, v, s, ab in plan if kind == 'run']
     if missing := [r for r in need if r not in done]: raise CtglipError(f"{len(missing)} study run(s) not evaluated yet, e.g. {missing[0]}", root)
@@ -194,7 +223,7 @@ def study_results(demo_dir, root, plan:list, n_boot:int=1000) -> dict:
                  n_tasks=len(study_tasks(demo_dir)), **{k: demo['data'][k] for k in ('n_train', 'n_valid', 'n_test')})
     return dict(setup=setup, runs={r['name']: {k: r[k] for k in ['model', 'vision', 'seed', 'ablation', 'steps'] + metrics} for _, r in R.iterrows()},
                 groups=groups, paired={v: {s: {k: _ci(x) for k, x in P[(v, s)].items()} for s in seeds} for v in visions},
-                ablation_paired=abl_pair, per_task=rows,
+                ablation_paired=abl_pair, per_task=rows, per_size=per_size(demo_dir, root, seeds, visions),
                 ceiling=dict(per_seed={s: c['mean'] for s, c in ceil.items()}, mean=float(cm.mean()), sd=float(cm.std(ddof=1)) if len(cm) > 1 else None))
 
 # %% ../nbs/70_study.ipynb #48a0abb5
@@ -223,6 +252,11 @@ def study_summary(rec:dict) -> str:
         ds = list(per.values()); m = float(np.mean([d['estimate'] for d in ds]))
         out.append(f"Ablation {ab}: full minus ablated AUC {m:+.3f} on average; CI above 0 in {sum(d['ci'][0] > 0 for d in ds)} of {len(ds)} seeds, "
                    f"below 0 in {sum(d['ci'][1] < 0 for d in ds)}.")
+    if rec.get('per_size'):
+        for v, z in size_frame(rec['per_size']).groupby('vision', sort=False):
+            out.append(f"{v.upper()} AUC per lesion diameter (test positives of the bin against all negatives of their task; voxels of the input; mean +- sd): "
+                       + '; '.join(f"{r.bin} ({r.n_pos} positives, {r.tasks} tasks) CT-GLIP {r.ctglip:.3f} +- {r.ctglip_sd:.3f}, CLIP {r.clip:.3f} +- {r.clip_sd:.3f}, "
+                                   f"CT-GLIP ahead in {r.ctglip_ahead} of {r.seeds} seeds" for r in z.itertuples()) + '.')
     t = pd.DataFrame(rec['per_task'])
     if len(t):
         win, lose = t[t.seeds_ci_above_0 > n / 2], t[t.seeds_ci_below_0 > n / 2]

@@ -29,7 +29,8 @@ from .metrics import roc_auc
 __all__ = ['MIN_SIGNAL_HU', 'BLOOD_HU', 'SIZE_BINS', 'QUANTILES', 'ceiling_encoder', 'unit_labels', 'pair_targets',
            'ceiling_loss', 'balanced_weights', 'pool_organs_max', 'MeanMaxClassifier', 'train_ceiling', 'unit_logits',
            'score_ceiling', 'case_findings', 'finding_sources', 'lesion_signal_hu', 'generator_units', 'lesion_sizes',
-           'size_bin', 'hidden_cells', 'size_table', 'size_summary', 'organ_histograms', 'histogram_probe']
+           'generator_sizes', 'size_bin', 'hidden_cells', 'size_table', 'size_summary', 'organ_histograms',
+           'histogram_probe']
 
 # %% ../../nbs/47_eval.ceiling.ipynb #376db875
 def ceiling_encoder(cfg) -> nn.Module:
@@ -209,6 +210,17 @@ def lesion_sizes(data, # a SynthCT folder
         for a in r.get('findings') or []:
             fs = [_size(f) for f in cases.get(r['scan_id'], []) if f.get('organ') == r['organ'] and f['name'] in src[(r['organ'], a)]]
             out[(r['scan_id'], r['organ'], a)] = float(np.nanmax(fs)) if fs and not np.isnan(fs).all() else np.nan
+    return out
+
+# %% ../../nbs/47_eval.ceiling.ipynb #023ccac6
+def generator_sizes(cases:dict) -> dict: # `case_findings` of a SynthCT folder
+    "{(scan_id, organ, generator name): largest lesion diameter in mm (NaN: diffuse)}: `lesion_sizes` for the generator's labels."
+    out = {}
+    for s, fs in cases.items():
+        for f in fs:
+            if not f.get('organ'): continue
+            k, v = (s, f['organ'], f['name']), _size(f); old = out.get(k, np.nan)
+            out[k] = v if np.isnan(old) else old if np.isnan(v) else max(old, v)
     return out
 
 # %% ../../nbs/47_eval.ceiling.ipynb #b84120af
