@@ -47,3 +47,14 @@ def test_study_results_file_is_a_full_study():
     assert set(rec['ablation_paired']) == {'no_dict_negatives', 'no_fn_handling', 'no_organ_term'}
     assert len(rec['ceiling']['per_seed']) == len(s['seeds']) and len(rec['per_task']) == s['n_tasks']
     assert 'Supervised ceiling' in study_summary(rec)
+
+
+def test_readme_seed_claim_matches_the_study():
+    "The README says the headline seed has the largest CT-GLIP lead of the CNN seeds; the study file must agree."
+    readme, rec = (ROOT/'README.md').read_text(), json.loads((ROOT/'results'/'study.json').read_text())
+    res = json.loads((ROOT/'results'/'demo_seed0.json').read_text())
+    assert 'largest CT-GLIP lead of the five CNN seeds' in readme
+    d = {int(s): p['auc']['estimate'] for s, p in rec['paired']['cnn'].items()}
+    assert len(d) == 5 and max(d, key=d.get) == res['config']['seed'] == 0
+    assert abs(d[0] - res['difference']['abnormality_auc_mean']['estimate']) < 1e-9   # the headline run is the study's seed 0
+    assert rec['per_size'] and {r['vision'] for r in rec['per_size']} == {'cnn', 'vit'}
