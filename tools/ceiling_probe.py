@@ -2,10 +2,13 @@
 
 The same vision encoder as the zero-shot models, trained from scratch with per-organ abnormality heads
 (`ctglip.eval.ceiling.train_ceiling`) for the demo's steps, batch and schedule, scored on the test split
-(AUC per task, scan bootstrap), split by lesion diameter in voxels. Not run by CI (minutes on 2 cores).
+(AUC per task, scan bootstrap), split by lesion diameter in voxels. Not run by CI as a measurement (minutes on 2 cores;
+tests/test_ceiling_probe.py runs it on a tiny set).
 
     python tools/ceiling_probe.py --demo /tmp/demo                      # a finished `ctglip demo` run: its data, work and tasks
     python tools/ceiling_probe.py --synth /tmp/ceil_a --size-scale 1.5  # a new SynthCT set with the demo's other settings
+    python tools/ceiling_probe.py --synth /tmp/easy --synth-set 'phases=[["portal",1]]' deform_mm=2 \
+        --tasks 'liver: hepatic steatosis' --override 'data.hu_window=[-200,300]'   # other SynthCT settings, one task, another window
 
 With `--labels generator` (the default, as the demo scores) the tasks and labels are the SynthCT generator's
 (`generator_units`: lesions the input cannot show left out), and the ceiling is scored on `--split` (default
