@@ -24,7 +24,7 @@ from .eval.zeroshot import tasks_from
 from .eval.finetune import organ_features, linear_probe, fresh_copy, finetune_classifier, classifier_scores, finetune_segmentation, segmentation_scores
 from .eval.predict import prepare, predict_organs
 from .browse.results import scores_frame
-from .eval.ceiling import train_ceiling, score_ceiling, generator_units, case_findings, generator_sizes, size_table, size_bin
+from .eval.ceiling import train_ceiling, score_ceiling, generator_units, case_findings, generator_sizes, size_table
 from .prompts import Protocol
 from .synth.report import load_abnormalities
 from .demo import DEMO_SETTINGS, _finished
