@@ -24,16 +24,15 @@ from .eval.zeroshot import tasks_from
 from .eval.finetune import organ_features, linear_probe, fresh_copy, finetune_classifier, classifier_scores, finetune_segmentation, segmentation_scores
 from .eval.predict import prepare, predict_organs
 from .browse.results import scores_frame
-from .eval.ceiling import train_ceiling, score_ceiling, generator_units, case_findings, generator_sizes, size_table
+from .eval.ceiling import train_ceiling, score_ceiling, generator_units, case_findings, generator_sizes, size_table, bin_names
 from .prompts import Protocol
 from .synth.report import load_abnormalities
 from .demo import DEMO_SETTINGS, _finished
 
 # %% auto #0
-__all__ = ['ABLATIONS', 'VISIONS', 'SIZE_ORDER', 'run_name', 'study_config', 'study_tasks', 'study_relabel', 'study_run',
-           'paired', 'ceiling_run', 'collect', 'over_seeds', 'study_plan', 'run_study', 'per_size', 'size_frame',
-           'study_results', 'study_summary', 'lesion_batches', 'finetune_study', 'segmentation_study',
-           'real_scan_recognition']
+__all__ = ['ABLATIONS', 'VISIONS', 'run_name', 'study_config', 'study_tasks', 'study_relabel', 'study_run', 'paired',
+           'ceiling_run', 'collect', 'over_seeds', 'study_plan', 'run_study', 'per_size', 'size_frame', 'study_results',
+           'study_summary', 'lesion_batches', 'finetune_study', 'segmentation_study', 'real_scan_recognition']
 
 # %% ../nbs/70_study.ipynb #51d4229a
 ABLATIONS = {
@@ -162,8 +161,6 @@ def run_study(demo_dir, root, plan:list, shard:str='0/1', steps:int|None=None, n
         log.info(f"study: {kind} {run_name(m, v, s, ab)} done in {time.perf_counter() - t0:.0f} s")
 
 # %% ../nbs/70_study.ipynb #b42fb52d
-SIZE_ORDER = ('<2', '2-4', '>=4', 'diffuse') # `size_bin` names: lesion diameter in input voxels, or no size
-
 def per_size(demo_dir, root, seeds, visions=('cnn', 'vit')) -> list:
     "Rows (vision, model, seed, bin, tasks, n_pos, auc): each test positive against all negatives of its task, by lesion diameter; AUC averaged over tasks."
     sp = float(np.mean(study_config('ctglip', 'cnn', seeds[0]).data.spacing)); sizes = generator_sizes(case_findings(Path(demo_dir)/'data')); rows = []
@@ -187,7 +184,7 @@ def size_frame(rows:list) -> pd.DataFrame:
         out.append(dict(vision=v, bin=b, n_pos=int(g.n_pos.iloc[0]), tasks=int(g.tasks.iloc[0]), ctglip=a.mean(), ctglip_sd=a.std(ddof=1),
                         clip=c.mean(), clip_sd=c.std(ddof=1), ctglip_ahead=int((a > c).sum()), seeds=len(w)))
     o = pd.DataFrame(out)
-    return o.assign(k=o.bin.map(SIZE_ORDER.index)).sort_values(['vision', 'k']).drop(columns='k').reset_index(drop=True) if len(o) else o
+    return o.assign(k=o.bin.map(bin_names().index)).sort_values(['vision', 'k']).drop(columns='k').reset_index(drop=True) if len(o) else o
 
 # %% ../nbs/70_study.ipynb #fe024842
 def _ci(d:dict) -> dict: return dict(estimate=d['estimate'], ci=d['ci'])

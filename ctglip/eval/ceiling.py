@@ -29,7 +29,7 @@ from .metrics import roc_auc
 __all__ = ['MIN_SIGNAL_HU', 'BLOOD_HU', 'SIZE_BINS', 'QUANTILES', 'ceiling_encoder', 'unit_labels', 'pair_targets',
            'ceiling_loss', 'balanced_weights', 'pool_organs_max', 'MeanMaxClassifier', 'train_ceiling', 'unit_logits',
            'score_ceiling', 'case_findings', 'finding_sources', 'lesion_signal_hu', 'generator_units', 'lesion_sizes',
-           'generator_sizes', 'size_bin', 'hidden_cells', 'size_table', 'size_summary', 'organ_histograms',
+           'generator_sizes', 'bin_names', 'size_bin', 'hidden_cells', 'size_table', 'size_summary', 'organ_histograms',
            'histogram_probe']
 
 # %% ../../nbs/47_eval.ceiling.ipynb #376db875
@@ -226,11 +226,14 @@ def generator_sizes(cases:dict) -> dict: # `case_findings` of a SynthCT folder
 # %% ../../nbs/47_eval.ceiling.ipynb #b84120af
 SIZE_BINS = (2., 4.) # diameter edges in voxels: < 2, 2-4, >= 4 (and 'diffuse' without a size)
 
+def bin_names(edges=SIZE_BINS) -> tuple:
+    "The names of the size bins, smallest first, then 'diffuse'."
+    return (f'<{edges[0]:g}', *(f'{a:g}-{b:g}' for a, b in zip(edges, edges[1:])), f'>={edges[-1]:g}', 'diffuse')
+
 def size_bin(vox:float, edges=SIZE_BINS) -> str:
     "The bin name of a diameter in voxels."
     if vox is None or np.isnan(vox): return 'diffuse'
-    names = [f'<{edges[0]:g}'] + [f'{a:g}-{b:g}' for a, b in zip(edges, edges[1:])] + [f'>={edges[-1]:g}']
-    return names[int(np.searchsorted(edges, vox, side='right'))]
+    return bin_names(edges)[int(np.searchsorted(edges, vox, side='right'))]
 
 def hidden_cells(sizes:dict, spacing_mm:float, min_vox:float=2.) -> set:
     "The (scan_id, organ, phrase) positives whose lesion diameter is below `min_vox` voxels."
