@@ -14,9 +14,9 @@ from typing import Literal
 from .core import CtglipError, DEFAULT_SPACING, HU_WINDOW, atomic_path
 
 # %% auto #0
-__all__ = ['SECTIONS', 'PRESETS', 'DataConfig', 'ModelConfig', 'LossConfig', 'TrainConfig', 'Config', 'validate', 'field_index',
-           'parse_value', 'override', 'get_config', 'field_of_view', 'to_dict', 'from_dict', 'save_config',
-           'load_config', 'add_config_args', 'config_from_args', 'describe']
+__all__ = ['SECTIONS', 'READOUT', 'PRESETS', 'DataConfig', 'ModelConfig', 'LossConfig', 'TrainConfig', 'Config', 'validate',
+           'field_index', 'parse_value', 'override', 'get_config', 'field_of_view', 'to_dict', 'from_dict',
+           'save_config', 'load_config', 'add_config_args', 'config_from_args', 'describe']
 
 # %% ../nbs/02_config.ipynb #9dab7371
 @dataclass(frozen=True)
@@ -75,6 +75,12 @@ class ModelConfig:
     text_max_len:int=128 # tokens per text
     freeze_text:bool=True # keep the text transformer frozen (only its projection trains)
     organ_prompt:str='a CT image of the {organ}' # organ-name prompt of the organ-text term
+    windows:tuple[float,...]=() # extra HU windows as encoder input channels, flat lo,hi pairs, e.g. -150,250,200,1500 (`OrganReadout`) *(ours)*
+    readout_width:int=0 # channels of the full-resolution path pooled beside the encoder map (0 = none) *(ours)*
+    readout_max:bool=False # also pool each organ's (each scan's) maximum *(ours)*
+    readout_hist:int=0 # learnable soft-histogram thresholds of the organ's HU, pooled as log fractions (0 = none) *(ours)*
+    readout_volume:bool=False # log organ volume in ml, from the mask and data.spacing *(ours)*
+    readout_norm:bool=False # batch-normalise the pooled readout before the projection *(ours)*
 
 # %% ../nbs/02_config.ipynb #9227fddd
 @dataclass(frozen=True)
@@ -150,6 +156,8 @@ def validate(c:Config): # the config to check
     _check(d.aug_slab_mm > 0 and min(d.aug_contrast, d.aug_hu_shift, d.aug_noise_hu, d.crop_jitter) >= 0,
            "data.aug_slab_mm must be > 0; aug_contrast, aug_hu_shift, aug_noise_hu, crop_jitter >= 0")
     _check(m.embed_dim > 0 and len(m.cnn_widths) > 0, "model.embed_dim and model.cnn_widths must be positive")
+    _check(len(m.windows) % 2 == 0 and all(h > l for l, h in zip(m.windows[::2], m.windows[1::2])), f"model.windows must be lo,hi pairs with hi > lo, got {m.windows}")
+    _check(min(m.readout_width, m.readout_hist) >= 0, "model.readout_width and model.readout_hist must be >= 0")
     _check(m.cnn_stem in (1,2,4), f"model.cnn_stem must be 1, 2 or 4, got {m.cnn_stem}")
     _check(0 <= m.pool_level < len(m.cnn_widths), f"model.pool_level must be < len(model.cnn_widths)={len(m.cnn_widths)}")
     _check(m.vit_dim % m.vit_heads == 0, f"model.vit_dim={m.vit_dim} must be divisible by model.vit_heads={m.vit_heads}")
@@ -242,11 +250,13 @@ def override(cfg:Config, # the starting config
     return replace(cfg, **{s:replace(getattr(cfg, s), **ch) for s,ch in changes.items() if ch})
 
 # %% ../nbs/02_config.ipynb #becd464f
+READOUT = dict(windows=(-150.,250.,200.,1500.), readout_width=8, readout_max=True, readout_hist=16, readout_volume=True, readout_norm=True) # the presets' organ readout (`OrganReadout`): soft-tissue and bone windows, a full-resolution path, max, soft histogram, volume
+
 def _tiny():
     return Config(preset='tiny',
         data=DataConfig(spacing=(6.,6.,6.), size=(32,32,32), crop_jitter=2, min_organ_voxels=4, aug_slab_p=0.3, aug_crop_xy=0.1,
                         aug_rotate=5.0, aug_tilt=0.0, aug_thickness_p=0.0, aug_noise_hu=10.0),
-        model=ModelConfig(embed_dim=32, cnn_widths=(4,8,16), cnn_stem=2, vit_patch=(8,8,8), vit_dim=32, vit_depth=2,
+        model=ModelConfig(**dict(READOUT, readout_width=2, readout_hist=4), embed_dim=32, cnn_widths=(4,8,16), cnn_stem=2, vit_patch=(8,8,8), vit_dim=32, vit_depth=2,
                           vit_heads=2, text_model='tiny-random', text_max_len=32),
         loss=LossConfig(n_dict_negatives=4),
         train=TrainConfig(batch_size=4, lr=3e-3, weight_decay=0.0, warmup_steps=2, steps=30, bf16=False,
@@ -255,7 +265,7 @@ def _tiny():
 def _cpu_demo():
     return Config(preset='cpu-demo',
         data=DataConfig(spacing=(6.,6.,6.), size=(64,64,64), crop_jitter=3, min_organ_voxels=8),
-        model=ModelConfig(embed_dim=128, cnn_widths=(16,32,64,128), cnn_stem=4, vit_patch=(8,8,8), vit_dim=128, vit_depth=4,
+        model=ModelConfig(**dict(READOUT, readout_width=0), embed_dim=128, cnn_widths=(16,32,64,128), cnn_stem=4, vit_patch=(8,8,8), vit_dim=128, vit_depth=4,
                           vit_heads=4, text_model='minilm', text_max_len=64),
         loss=LossConfig(n_dict_negatives=8),
         train=TrainConfig(batch_size=8, lr=1e-3, weight_decay=0.01, warmup_steps=20, steps=400, bf16=False,
@@ -264,14 +274,14 @@ def _cpu_demo():
 def _gpu_cnn():   # field of view 384 x 384 x 384 mm (256 x 256 x 128 voxels at 1.5 x 1.5 x 3 mm): a whole chest (~300-350 mm in z) in one crop
     return Config(preset='gpu-cnn',
         data=DataConfig(spacing=(1.5,1.5,3.), size=(256,256,128)),
-        model=ModelConfig(vision='cnn', embed_dim=512, cnn_widths=(32,64,128,256,320), cnn_stem=2),
+        model=ModelConfig(**READOUT, vision='cnn', embed_dim=512, cnn_widths=(32,64,128,256,320), cnn_stem=2),
         loss=LossConfig(n_dict_negatives=16),
         train=TrainConfig(batch_size=32, lr=2e-4, warmup_steps=500, steps=20000, bf16=True, compile=True,
                           log_every=20, val_every=1000, ckpt_every=1000, num_workers=8))
 
 def _gpu_vit():   # the same field of view and geometry as gpu-cnn; 16^3 patches = 24 x 24 x 48 mm, 2048 tokens
     return replace(_gpu_cnn(), preset='gpu-vit',
-        model=ModelConfig(vision='vit', embed_dim=512, vit_patch=(16,16,16), vit_dim=768, vit_depth=12, vit_heads=12))
+        model=ModelConfig(**READOUT, vision='vit', embed_dim=512, vit_patch=(16,16,16), vit_dim=768, vit_depth=12, vit_heads=12))
 
 PRESETS = {'default':Config, 'tiny':_tiny, 'cpu-demo':_cpu_demo, 'gpu-cnn':_gpu_cnn, 'gpu-vit':_gpu_vit}
 

@@ -29,14 +29,14 @@ from .prompts import Protocol
 from .browse.results import scores_frame, roc_figure, auc_figure, organ_figure, confusion_figure
 
 # %% auto #0
-__all__ = ['DEMO_SETTINGS', 'demo_settings', 'make_data', 'train_models', 'evaluate_models', 'demo_metrics', 'headline_rows',
-           'headline', 'report_figures', 'write_report', 'run_demo', 'demo_cli']
+__all__ = ['DEMO_SETTINGS', 'demo_settings', 'make_data', 'train_models', 'scored_tasks', 'evaluate_models', 'demo_metrics',
+           'headline_rows', 'headline', 'report_figures', 'write_report', 'run_demo', 'demo_cli']
 
 # %% ../nbs/80_demo.ipynb #0fbf7f45
 DEMO_SETTINGS = {
-    'cpu': dict(preset='cpu-demo', n=320, size='demo', splits=(0.6, 0.2, 0.2), overrides=['data.keep_truncated=true'],
-                synth=dict(top_cut=0.0, bottom_cut=0.15)),
-    'gpu': dict(preset='cpu-demo', n=800, size='demo', splits=(0.6, 0.2, 0.2), synth=dict(top_cut=0.0, bottom_cut=0.15),
+    'cpu': dict(preset='cpu-demo', n=512, size='demo', splits=(0.375, 0.3125, 0.3125), overrides=['data.keep_truncated=true'],
+                synth=dict(top_cut=0.0, bottom_cut=0.15, eval_prevalence=3.0), min_pos=10),
+    'gpu': dict(preset='cpu-demo', n=1280, size='demo', splits=(0.6, 0.2, 0.2), synth=dict(top_cut=0.0, bottom_cut=0.15, eval_prevalence=3.0), min_pos=10,
                 overrides=['data.keep_truncated=true', 'train.device=cuda', 'train.batch_size=32', 'train.steps=1500', 'train.warmup_steps=100',
                            'train.num_workers=4', 'train.bf16=true', 'train.ckpt_every=500']),
 }
@@ -105,8 +105,22 @@ def train_models(out:Path, data:dict, s:dict, progress:bool=True) -> dict:
         res[m] = dict(run=run, seconds=round(time.perf_counter() - t0, 1), last=r.get('last'))
     return res
 
+# %% ../nbs/80_demo.ipynb #98883aee
+def _n_pos(units, tasks) -> dict:
+    "{task: positives among the units} (hidden findings are not positives)."
+    ex = units.explode('findings').dropna(subset=['findings']).groupby(['organ', 'findings']).size()
+    return {t: int(ex.get(t, 0)) for t in tasks}
+
+def scored_tasks(valid:pd.DataFrame, test:pd.DataFrame, # the validation and test units (organ, findings, hidden)
+                 min_pos:int) -> tuple: # fewest positives (and negatives) in each split
+    "(tasks scored: >= `min_pos` positives and negatives in both splits, {'organ: abnormality': dict(valid, test, scored)} for every task with a positive)."
+    ok = set(tasks_from(valid, min_pos, min_pos)) & set(tasks_from(test, min_pos, min_pos))
+    every = sorted(set(tasks_from(valid, 1, 1)) | set(tasks_from(test, 1, 1)))
+    nv, nt = _n_pos(valid, every), _n_pos(test, every)
+    return sorted(ok), {f"{o}: {a}": dict(valid=nv[(o, a)], test=nt[(o, a)], scored=(o, a) in ok) for o, a in every}
+
 # %% ../nbs/80_demo.ipynb #02075939
-def evaluate_models(out:Path, data:dict, s:dict, n_boot:int=1000, min_pos:int=3, progress:bool=True) -> dict:
+def evaluate_models(out:Path, data:dict, s:dict, n_boot:int=1000, min_pos:int|None=None, progress:bool=True) -> dict:
     "evaluate() both trained models on the test split with one task list and thresholds chosen on validation, and CT-GLIP's organ transfer."
     embs, vembs, models, cfgs = {}, {}, {}, {}
     for m in s['configs']:
@@ -118,8 +132,9 @@ def evaluate_models(out:Path, data:dict, s:dict, n_boot:int=1000, min_pos:int=3,
     relabel = partial(generator_units, cases=case_findings(data['dir']), spacing=cfgs['ctglip'].data.spacing)
     parsed = {m: (vembs[m], embs[m]) for m in s['configs']}
     for m in s['configs']: vembs[m], embs[m] = ({**e, 'units': relabel(e['units'])} for e in (vembs[m], embs[m]))
-    tasks = tasks_from(vembs['ctglip']['units'], min_pos, min_pos)          # chosen on validation, the same for both models
-    if not tasks: raise CtglipError(f"no (organ, abnormality) task has >= {min_pos} positive and negative validation cases; generate more cases (--n)")
+    min_pos = s['min_pos'] if min_pos is None else min_pos
+    tasks, counts = scored_tasks(vembs['ctglip']['units'], embs['ctglip']['units'], min_pos)   # the same for both models
+    if not tasks: raise CtglipError(f"no (organ, abnormality) task has >= {min_pos} positive and negative validation and test cases; generate more cases (--n)")
     ptasks = tasks_from(parsed['ctglip'][0]['units'], min_pos, min_pos)
     res, gen = {}, Protocol(labels='generator')
     for m in s['configs']:
@@ -128,7 +143,7 @@ def evaluate_models(out:Path, data:dict, s:dict, n_boot:int=1000, min_pos:int=3,
         r['summary']['abnormality_auc_mean_pair_prompts'] = alt['abnormality_auc_mean']   # a secondary row: the other prompt protocol
         if ptasks:   # a secondary row: labels parsed from the reports, tasks chosen on validation the same way
             r['summary']['abnormality_auc_mean_parsed_labels'] = score(parsed[m][1], models[m], tasks=ptasks, valid=parsed[m][0], n_boot=0)['summary']['abnormality_auc_mean']
-    res['ctglip']['n_hidden'] = int(sum(len(h) for h in embs['ctglip']['units'].hidden))
+    res['ctglip']['n_hidden'] = int(sum(len(h) for h in embs['ctglip']['units'].hidden)); res['ctglip']['task_counts'] = counts
     res['ctglip']['vs_clip'] = compare(res['ctglip'], res['clip'], n_boot=n_boot, seed=s['seed'])   # paired: the same resampled test scans
     _log("organ recognition on slabs of the test scans (transfer)")
     res['ctglip']['transfer'] = organ_transfer(models['ctglip'], data['paths'], cfgs['ctglip'], 'test', SLABS_MM, seed=s['seed'])
@@ -136,6 +151,7 @@ def evaluate_models(out:Path, data:dict, s:dict, n_boot:int=1000, min_pos:int=3,
     dev = get_device(cfgs['ctglip'].train.device)
     ceil = train_ceiling(cfgs['ctglip'], data['paths'], tasks, seed=s['seed'], device=dev, relabel=relabel)
     res['ctglip']['ceiling'] = score_ceiling(ceil, data['paths'], cfgs['ctglip'], tasks, n_boot, s['seed'], relabel=relabel)
+    res['ctglip']['ceiling']['train_auc_mean'] = score_ceiling(ceil, data['paths'], cfgs['ctglip'], tasks, 0, s['seed'], split='train', relabel=relabel)['mean']['auc']
     res['ctglip']['histogram_probe'] = histogram_probe(data['paths'], cfgs['ctglip'], tasks, n_boot, s['seed'], relabel=relabel)   # no encoder: what the HU alone carry
     return res
 
@@ -158,11 +174,17 @@ def demo_metrics(res:dict, data:dict, s:dict, runs:dict, seconds:dict) -> dict:
     for k in ('ceiling', 'histogram_probe'):
         mn = (res['ctglip'].get(k) or {}).get('mean') or {}
         out[k] = dict(abnormality_auc_mean=mn.get('auc'), abnormality_auc_mean_ci=[mn.get('auc_lo'), mn.get('auc_hi')])
+    if res['ctglip'].get('ceiling'):
+        out['ceiling']['train_auc_mean'] = res['ctglip']['ceiling'].get('train_auc_mean')
+        for m in ('ctglip', 'clip'):   # zero-shot AUC as a fraction of what the same encoder reaches with labels
+            a, c = out[m].get('abnormality_auc_mean'), out['ceiling']['abnormality_auc_mean']
+            out[m]['abnormality_auc_fraction_of_ceiling'] = a / c if a is not None and c else None
     tr = res['ctglip'].get('transfer')
     if tr: out['ctglip']['organ_top1_slabs'] = {k: v for k, v in tr['top1'].items() if k != 'all'}; out['ctglip']['organ_n_slabs'] = dict(tr['n'])
     out['data'] = {k: data[k] for k in ('n_train', 'n_valid', 'n_test', 'n_pairs')}
     out['data']['hidden_test_findings'] = res['ctglip'].get('n_hidden')
     out['data']['tasks'] = [f"{o}: {a}" for o, a in res['ctglip']['abnormality']['tasks']]
+    out['data']['min_pos'] = s['min_pos']; out['data']['task_counts'] = res['ctglip'].get('task_counts')
     out['timing_s'] = seconds
     out['machine'] = dict(python=platform.python_version(), torch=torch.__version__, cpus=os.cpu_count(), platform=platform.platform())
     return out
@@ -185,6 +207,8 @@ def headline_rows(metrics:dict) -> list:
     for name, key in [('supervised ceiling, AUC mean (same encoder, labels)', 'ceiling'), ('HU-histogram probe, AUC mean (no encoder)', 'histogram_probe')]:
         d = metrics.get(key) or {}
         rows.append((name, _fmt(d.get('abnormality_auc_mean'), d.get('abnormality_auc_mean_ci') if None not in (d.get('abnormality_auc_mean_ci') or [None]) else None), ''))
+    rows.append(('supervised ceiling, AUC mean on its training split', _fmt((metrics.get('ceiling') or {}).get('train_auc_mean')), ''))
+    rows.append(('zero-shot AUC / ceiling AUC', _fmt(c.get('abnormality_auc_fraction_of_ceiling')), _fmt(k.get('abnormality_auc_fraction_of_ceiling'))))
     for name, key in [('AUC difference CT-GLIP - CLIP (paired)', 'auc'), ('F1 difference CT-GLIP - CLIP (paired)', 'f1')]:
         d = (metrics.get('difference') or {}).get(f'abnormality_{key}_mean') or {}
         rows.append((name, _fmt(d.get('estimate'), d.get('ci')), ''))
@@ -262,11 +286,12 @@ def write_report(path, metrics:dict, res:dict, runs:dict) -> Path:
 def run_demo(out='runs/demo', # output folder
              n:int|None=None, steps:int|None=None, preset:str|None=None, seed:int=0, # data size, training steps, preset, seed
              device='auto', workers:int|None=None, overrides=(), # device, synth processes, config overrides
-             n_boot:int=1000, min_pos:int=3, progress:bool=True, # bootstrap resamples, fewest positives of a task, progress bars
+             n_boot:int=1000, min_pos:int|None=None, progress:bool=True, # bootstrap resamples, fewest positives of a task (default: the settings'), progress bars
              results=None) -> dict: # also copy `metrics.json` here (the project's committed results file)
     "Run the demo end to end; returns the metrics written to `out/metrics.json`."
     t0 = time.perf_counter(); out = Path(out); out.mkdir(parents=True, exist_ok=True)
     s = demo_settings(device, n, steps, preset, seed, overrides)
+    if min_pos is not None: s['min_pos'] = min_pos
     if s['kind'] == 'cpu' and 'OMP_NUM_THREADS' not in os.environ:   # leave a core to the loader worker (oversubscription is slow)
         torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
     _log(f"{s['kind'].upper()} demo: {s['n']} cases, preset {s['preset']}, {s['configs']['ctglip'].train.steps} steps per model -> {out}")
@@ -292,14 +317,14 @@ def demo_cli(argv:list[str]|None=None) -> int:
     "`ctglip demo`: SynthCT -> pairs -> dictionary -> train CT-GLIP and CLIP -> evaluate -> report."
     p = argparse.ArgumentParser(prog='ctglip demo', description='Generate SynthCT, train CT-GLIP and the CLIP baseline, evaluate both zero-shot, write runs/demo/.')
     p.add_argument('--out', default='runs/demo', help='output folder (default runs/demo)')
-    p.add_argument('--n', type=int, default=None, help='SynthCT cases (default 320 on a CPU, 800 on a GPU)')
+    p.add_argument('--n', type=int, default=None, help='SynthCT cases (default 512 on a CPU, 1280 on a GPU)')
     p.add_argument('--steps', type=int, default=None, help='training steps per model (default: the preset)')
     p.add_argument('--preset', default=None, help='config preset (default cpu-demo)')
     p.add_argument('--seed', type=int, default=0, help='one seed for data, training and bootstrap (default 0)')
     p.add_argument('--device', default='auto', help="'auto' (a GPU when there is one), 'cpu' or 'cuda'")
     p.add_argument('--workers', type=int, default=None, help='SynthCT processes (default: all cores)')
     p.add_argument('--n-boot', type=int, default=1000, help='bootstrap resamples of the confidence intervals')
-    p.add_argument('--min-pos', type=int, default=3, help='fewest positive (and negative) test cases of a scored task (default 3)')
+    p.add_argument('--min-pos', type=int, default=None, help='fewest positive (and negative) cases of a scored task in the validation and in the test split (default 10)')
     p.add_argument('--no-progress', action='store_true', help='no progress bars')
     p.add_argument('--results', default=None, help='also write metrics.json to this file (the committed results the README prints)')
     p.add_argument('overrides', nargs='*', metavar='key=value', help='config overrides for both models, e.g. train.lr=3e-4')

@@ -10,18 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from .core import CtglipError, get_logger, atomic_path, set_seed, embedded_case
 from .config import get_config, Config
 from .data.dataset import prepare_data, split_loader
-from .data.cache import Cache
-from .data.transform import scan_transform
-from .data.volume import Volume, load_volume, load_mask, resample_to
-from .train import train, load_run, build_model
+from .data.volume import load_volume, load_mask
+from .train import train, load_run
 from .eval.core import embed, score, compare
-from .eval.zeroshot import tasks_from
-from .eval.finetune import organ_features, linear_probe, fresh_copy, finetune_classifier, classifier_scores, finetune_segmentation, segmentation_scores
 from .eval.predict import prepare, predict_organs
 from .browse.results import scores_frame
 from .eval.ceiling import train_ceiling, score_ceiling, generator_units, case_findings, generator_sizes, size_table, bin_names
@@ -30,18 +25,28 @@ from .synth.report import load_abnormalities
 from .demo import DEMO_SETTINGS, _finished
 
 # %% auto #0
-__all__ = ['ABLATIONS', 'VISIONS', 'run_name', 'study_config', 'study_tasks', 'study_relabel', 'study_run', 'paired',
-           'ceiling_run', 'collect', 'over_seeds', 'study_plan', 'run_study', 'per_size', 'size_frame', 'study_results',
-           'study_summary', 'lesion_batches', 'finetune_study', 'segmentation_study', 'real_scan_recognition']
+__all__ = ['READOUT_ABLATIONS', 'ABLATIONS', 'VISIONS', 'INITS', 'run_name', 'study_config', 'study_tasks', 'study_relabel',
+           'study_run', 'paired', 'paired_finetune', 'ceiling_name', 'ceiling_run', 'collect', 'over_seeds',
+           'study_plan', 'run_study', 'per_size', 'size_frame', 'study_results', 'study_summary',
+           'real_scan_recognition']
 
 # %% ../nbs/70_study.ipynb #51d4229a
+_MEAN = ['model.windows=[]', 'model.readout_width=0', 'model.readout_max=false', 'model.readout_hist=0', 'model.readout_volume=false', 'model.readout_norm=false']
+READOUT_ABLATIONS = {   # the organ readout built up piece by piece; 'full' adds the extra windows to the last one
+    'readout_mean': _MEAN,
+    'readout_max': _MEAN[:2] + ['model.readout_hist=0', 'model.readout_volume=false'],
+    'readout_hist': _MEAN[:2] + ['model.readout_volume=false'],
+    'readout_volume': _MEAN[:1],
+}
 ABLATIONS = {
     'full': [],
     'no_dict_negatives': ['loss.use_dict_negatives=false'],
     'no_fn_handling': ['loss.false_negative_handling=none'],
     'no_organ_term': ['loss.use_organ_term=false'],
+    **READOUT_ABLATIONS,
 }
 VISIONS = {'cnn': ['model.vision=cnn'], 'vit': ['model.vision=vit']}
+INITS = ('scratch', 'ctglip', 'clip') # where the supervised (fine-tuned) classifier starts: a fresh encoder, or the run's encoder and readout
 
 def run_name(model:str, vision:str, seed:int, ablation:str='full') -> str:
     "Folder name of one study run."
@@ -51,7 +56,7 @@ def study_config(model:str, vision:str, seed:int, ablation:str='full', # which r
                  steps:int|None=None, preset:str='cpu-demo', overrides=()): # budget, preset, more overrides
     "The config of one study run."
     if ablation not in ABLATIONS: raise CtglipError(f"unknown ablation {ablation!r} (use one of {', '.join(ABLATIONS)})")
-    if model == 'clip' and ablation != 'full': raise CtglipError("the ablations are of CT-GLIP's loss terms")
+    if model == 'clip' and ablation != 'full' and ablation not in READOUT_ABLATIONS: raise CtglipError("the loss ablations are of CT-GLIP's loss terms")
     ov = DEMO_SETTINGS['cpu']['overrides'] + VISIONS[vision] + ABLATIONS[ablation] + [f'train.model={model}', f'train.seed={seed}', 'train.device=cpu']
     return get_config(preset, ov + ([f'train.steps={steps}'] if steps else []) + list(overrides))
 
@@ -111,15 +116,31 @@ def paired(root, vision:str, seed:int, a=('ctglip', 'full'), b=('clip', 'full'),
     ea, eb = (json.loads((Path(root)/run_name(m, vision, seed, ab)/'eval.json').read_text()) for m, ab in (a, b))
     return compare({'abnormality': _abnormality(ea)}, {'abnormality': _abnormality(eb)}, n_boot=n_boot, seed=seed)
 
-def ceiling_run(demo_dir, root, seed:int, steps:int|None=None, n_boot:int=1000) -> dict:
-    "The supervised ceiling of one seed (CNN, the study's tasks, labels and budget), saved as root/ceiling-cnn-s{seed}.json."
-    f = Path(root)/f'ceiling-cnn-s{seed}.json'
+def paired_finetune(root, seed:int, a:str='ctglip', b:str='clip', n_boot:int=1000) -> dict:
+    "AUC `compare` of two saved supervised runs of one seed (inits A minus B, the same resampled test scans)."
+    ea, eb = (json.loads((Path(root)/ceiling_name(seed, i)).read_text()) for i in (a, b))
+    return compare({'abnormality': _abnormality(ea)}, {'abnormality': _abnormality(eb)}, metrics=('auc',), n_boot=n_boot, seed=seed)['auc']
+
+def ceiling_name(seed:int, init:str='scratch') -> str:
+    "File name of a supervised run: the ceiling (from scratch) or a fine-tune from the seed's CT-GLIP or CLIP run."
+    if init not in INITS: raise CtglipError(f"unknown init {init!r} (use one of {', '.join(INITS)})")
+    return f'ceiling-cnn-s{seed}.json' if init == 'scratch' else f'finetune-cnn-{init}-s{seed}.json'
+
+def ceiling_run(demo_dir, root, seed:int, steps:int|None=None, n_boot:int=1000,
+                init:str='scratch') -> dict: # 'scratch' (the ceiling), or fine-tune the seed's 'ctglip' / 'clip' CNN run
+    "The supervised classifier of one seed (CNN, the study's tasks, labels, recipe and budget), saved as root/`ceiling_name`."
+    f = Path(root)/ceiling_name(seed, init)
     if f.exists(): return json.loads(f.read_text())
     cfg = study_config('ctglip', 'cnn', seed, steps=steps); paths = _data(demo_dir, cfg)
     tasks, relabel = study_tasks(demo_dir), study_relabel(demo_dir, cfg)
-    t0 = time.perf_counter(); model = train_ceiling(cfg, paths, tasks, seed=seed, relabel=relabel); t1 = time.perf_counter()
+    start = None if init == 'scratch' else load_run(Path(root)/run_name(init, 'cnn', seed))[0]
+    t0 = time.perf_counter(); model = train_ceiling(cfg, paths, tasks, seed=seed, relabel=relabel, init=start); t1 = time.perf_counter()
     r = score_ceiling(model, paths, cfg, tasks, n_boot, seed, relabel=relabel)
-    out = dict(seed=seed, steps=cfg.train.steps, train_s=round(t1 - t0, 1), mean=r['mean'], table=r['table'].to_dict('list'))
+    fit = score_ceiling(model, paths, cfg, tasks, 0, seed, split='train', relabel=relabel)['mean']['auc']
+    ab = dict(tasks=[list(t) for t in tasks], scores=r['scores'].tolist(), labels=r['labels'].tolist(), scan_ids=r['units'].scan_id.tolist(),
+              organs=r['units'].organ.tolist(), thresholds=[float('nan')] * len(tasks))
+    out = dict(seed=seed, init=init, steps=cfg.train.steps, train_s=round(t1 - t0, 1), mean=r['mean'], train_auc=fit,
+               table=r['table'].to_dict('list'), abnormality=ab)
     Path(root).mkdir(parents=True, exist_ok=True)
     with atomic_path(f) as t: Path(t).write_text(json.dumps(out, default=float))
     return out
@@ -145,10 +166,10 @@ def over_seeds(df:pd.DataFrame, metric:str, by=('model', 'vision', 'ablation')) 
     return df.groupby(list(by)).apply(agg, include_groups=False)
 
 # %% ../nbs/70_study.ipynb #e7225215
-def study_plan(seeds=(0, 1, 2, 3, 4), visions=('cnn', 'vit'), ablations=('no_dict_negatives', 'no_fn_handling', 'no_organ_term')) -> list:
-    "(kind, model, vision, seed, ablation) of every run: the main runs, the CNN ablations, one ceiling per seed."
+def study_plan(seeds=(0, 1, 2, 3, 4), visions=('cnn', 'vit'), ablations=tuple(READOUT_ABLATIONS), inits=INITS) -> list:
+    "(kind, model or init, vision, seed, ablation) of every run: the main runs, the CT-GLIP CNN ablations, the supervised runs of each seed (ceiling, fine-tunes) last."
     main = [('run', m, v, s, 'full') for s in seeds for v in visions for m in ('ctglip', 'clip')]
-    return main + [('run', 'ctglip', 'cnn', s, ab) for s in seeds for ab in ablations] + [('ceiling', 'ctglip', 'cnn', s, 'full') for s in seeds]
+    return main + [('run', 'ctglip', 'cnn', s, ab) for s in seeds for ab in ablations] + [('ceiling', i, 'cnn', s, 'full') for s in seeds for i in inits]
 
 def run_study(demo_dir, root, plan:list, shard:str='0/1', steps:int|None=None, n_boot:int=1000) -> None:
     "Run (or reuse) the plan's entries of shard `i/n` (every n-th entry from i)."
@@ -156,9 +177,9 @@ def run_study(demo_dir, root, plan:list, shard:str='0/1', steps:int|None=None, n
     for k, (kind, m, v, s, ab) in enumerate(plan):
         if k % n != i: continue
         t0 = time.perf_counter()
-        if kind == 'ceiling': ceiling_run(demo_dir, root, s, steps, n_boot)
+        if kind == 'ceiling': ceiling_run(demo_dir, root, s, steps, n_boot, init=m)
         else: study_run(demo_dir, root, m, v, s, ab, steps, n_boot)
-        log.info(f"study: {kind} {run_name(m, v, s, ab)} done in {time.perf_counter() - t0:.0f} s")
+        log.info(f"study: {ceiling_name(s, m) if kind == 'ceiling' else run_name(m, v, s, ab)} done in {time.perf_counter() - t0:.0f} s")
 
 # %% ../nbs/70_study.ipynb #b42fb52d
 def per_size(demo_dir, root, seeds, visions=('cnn', 'vit')) -> list:
@@ -205,6 +226,13 @@ def study_results(demo_dir, root, plan:list, n_boot:int=1000) -> dict:
     P = {(v, s): paired(root, v, s, n_boot=n_boot) for v in visions for s in seeds}
     abl_pair = {ab: {s: _ci(paired(root, 'cnn', s, ('ctglip', 'full'), ('ctglip', ab), n_boot)['auc']) for s in seeds} for ab in abl}
     ceil = {s: ceiling_run(demo_dir, root, s, n_boot=n_boot) for s in seeds}; cm = np.array([c['mean']['auc'] for c in ceil.values()])
+    inits = [i for i in INITS if any(k == 'ceiling' and m == i for k, m, *_ in plan)]
+    ft = {(i, s): ceiling_run(demo_dir, root, s, n_boot=n_boot, init=i) for i in inits for s in seeds}
+    msd = lambda v: dict(mean=float(np.mean(v)), sd=float(np.std(v, ddof=1)) if len(v) > 1 else None, per_seed=[float(x) for x in v])
+    finetune = dict(auc={i: msd([ft[(i, s)]['mean']['auc'] for s in seeds]) for i in inits},
+                    train_auc={i: msd([ft[(i, s)]['train_auc'] for s in seeds]) for i in inits},
+                    paired={f'{a}-{b}': {s: _ci(paired_finetune(root, s, a, b, n_boot)) for s in seeds}
+                            for a, b in (('ctglip', 'clip'), ('ctglip', 'scratch'), ('clip', 'scratch')) if a in inits and b in inits})
     lib, rows = load_abnormalities().set_index('name'), []
     T = {(m, s): _table(root, run_name(m, 'cnn', s)) for m in ('ctglip', 'clip') for s in seeds}
     T.update({('ceiling', s): pd.DataFrame(ceil[s]['table']).set_index(['organ', 'abnormality']) for s in seeds})
@@ -221,7 +249,8 @@ def study_results(demo_dir, root, plan:list, n_boot:int=1000) -> dict:
     return dict(setup=setup, runs={r['name']: {k: r[k] for k in ['model', 'vision', 'seed', 'ablation', 'steps'] + metrics} for _, r in R.iterrows()},
                 groups=groups, paired={v: {s: {k: _ci(x) for k, x in P[(v, s)].items()} for s in seeds} for v in visions},
                 ablation_paired=abl_pair, per_task=rows, per_size=per_size(demo_dir, root, seeds, visions),
-                ceiling=dict(per_seed={s: c['mean'] for s, c in ceil.items()}, mean=float(cm.mean()), sd=float(cm.std(ddof=1)) if len(cm) > 1 else None))
+                ceiling=dict(per_seed={s: c['mean'] for s, c in ceil.items()}, mean=float(cm.mean()), sd=float(cm.std(ddof=1)) if len(cm) > 1 else None,
+                             train_auc_mean=float(np.mean([c['train_auc'] for c in ceil.values()]))), finetune=finetune)
 
 # %% ../nbs/70_study.ipynb #48a0abb5
 def _msd(d:dict) -> str: return f"{d['mean']:.3f} +- {d['sd']:.3f}" if d.get('sd') == d.get('sd') and d.get('sd') is not None else f"{d['mean']:.3f}"
@@ -244,7 +273,15 @@ def study_summary(rec:dict) -> str:
                        f"CLIP {_msd(b['abnormality_auc_mean_pair_prompts'])}.")
     c = rec['ceiling']; ct = g['ctglip-cnn-full']['abnormality_auc_mean']['mean']
     out.append(f"Supervised ceiling (CNN, same tasks, labels and budget): {c['mean']:.3f}" + (f" +- {c['sd']:.3f}" if c.get('sd') is not None else '')
-               + f"; CT-GLIP CNN reaches {ct / c['mean']:.2f} of it.")
+               + (f" (training split {c['train_auc_mean']:.3f})" if 'train_auc_mean' in c else '') + f"; CT-GLIP CNN reaches {ct / c['mean']:.2f} of it, CLIP CNN {g['clip-cnn-full']['abnormality_auc_mean']['mean'] / c['mean']:.2f}.")
+    ft = rec.get('finetune') or {}
+    if ft.get('auc'):
+        out.append("Fine-tuned with the ceiling's recipe (CNN, same labels and budget), test AUC: "
+                   + '; '.join(f"from {i} {_msd(d)} (training split {ft['train_auc'][i]['mean']:.3f})" for i, d in ft['auc'].items()) + '.')
+        for k, per in ft['paired'].items():
+            ds = list(per.values()); a, b = k.split('-')
+            out.append(f"Fine-tune {a} minus {b} (paired, per seed): " + '; '.join(_est(d) for d in ds)
+                       + f" (CI above 0 in {sum(d['ci'][0] > 0 for d in ds)} of {len(ds)} seeds, below 0 in {sum(d['ci'][1] < 0 for d in ds)}).")
     for ab, per in rec['ablation_paired'].items():
         ds = list(per.values()); m = float(np.mean([d['estimate'] for d in ds]))
         out.append(f"Ablation {ab}: full minus ablated AUC {m:+.3f} on average; CI above 0 in {sum(d['ci'][0] > 0 for d in ds)} of {len(ds)} seeds, "
@@ -261,63 +298,6 @@ def study_summary(rec:dict) -> str:
         out.append(f"Per task (CNN): CT-GLIP ahead with the CI above 0 in most seeds: {fmt(win)}; CLIP ahead: {fmt(lose)}; "
                    f"{len(t) - len(win) - len(lose)} of {len(t)} tasks undecided.")
     return '\n'.join(out)
-
-# %% ../nbs/70_study.ipynb #329cbbbb
-def lesion_batches(demo_dir, cfg:Config, split:str='train', batch_size:int=4, max_scans:int|None=None) -> list:
-    "Batches `image` (B,1,X,Y,Z) in [0,1], `lesion` (B,X,Y,Z) {0,1}, `scan_id` of one split, through the evaluation transform."
-    paths = _data(demo_dir, cfg); cache = Cache(paths.cache); lo, hi = cfg.data.hu_window; tf = scan_transform(cfg, train=False)
-    ids = sorted(s for s, m in cache.scans.items() if m.get('split') == split)[:max_scans]
-    imgs, less = [], []
-    for sid in ids:
-        meta = cache.scans[sid]; img, lab = cache.arrays(sid)
-        lv = load_volume(Path(demo_dir)/'data'/'lesions'/f'{sid}.nii.gz'); lv = Volume(lv.array.astype(np.int16), lv.affine, lv.path)
-        les = (resample_to(lv, Volume(np.zeros(img.shape, np.int16), np.asarray(meta['affine'])), order=0).array > 0).astype(np.uint8)
-        a = tf(dict(image=img, label=lab, fg_box=meta['fg_box'], rng=np.random.default_rng(0)))
-        b = tf(dict(image=img, label=les, fg_box=meta['fg_box'], rng=np.random.default_rng(0)))   # the same deterministic crop
-        imgs.append(np.clip((a['image'].astype(np.float32) - lo) / (hi - lo), 0, 1)); less.append(b['label'].astype(np.float32))
-    return [dict(image=torch.from_numpy(np.stack(imgs[i:i+batch_size]))[:, None], lesion=torch.from_numpy(np.stack(less[i:i+batch_size])),
-                 scan_id=ids[i:i+batch_size]) for i in range(0, len(ids), batch_size)]
-
-# %% ../nbs/70_study.ipynb #2a865d42
-def finetune_study(demo_dir, root, seed:int=0, fractions=(0.01, 0.1, 1.0), ft_fractions=(0.1, 1.0),
-                   ft_steps:int=60, n_boot:int=1000, min_pos:int=3) -> dict:
-    "Linear probe and full fine-tune from CT-GLIP, CLIP and random init (cached in root/finetune-s{seed}.json)."
-    f = Path(root)/f'finetune-s{seed}.json'
-    if f.exists(): return json.loads(f.read_text())
-    inits = {m: load_run(Path(root)/run_name(m, 'cnn', seed))[0] for m in ('ctglip', 'clip')}
-    cfg = study_config('ctglip', 'cnn', seed); set_seed(seed); inits['scratch'] = build_model(cfg); paths = _data(demo_dir, cfg)
-    tr, te = list(split_loader(paths, cfg, 'train')), list(split_loader(paths, cfg, 'test'))
-    feats = {m: (organ_features(v, tr), organ_features(v, te)) for m, v in inits.items()}
-    tasks = tasks_from(feats['ctglip'][1][1], min_pos, min_pos)
-    rows = []
-    for m, ((Ftr, Utr), (Fte, Ute)) in feats.items():
-        for fr in fractions:
-            _, mean = linear_probe(Ftr, Utr, Fte, Ute, tasks, fr, seed, n_boot=n_boot)
-            rows.append(dict(init=m, protocol='linear probe', fraction=fr, **mean))
-        for fr in ft_fractions:
-            clf, _ = finetune_classifier(fresh_copy(inits[m]), tr, tasks, steps=ft_steps, lr=3e-4, fraction=fr, seed=seed)
-            _, mean = classifier_scores(clf, te, tasks, n_boot=n_boot, seed=seed)
-            rows.append(dict(init=m, protocol='full fine-tune', fraction=fr, **mean))
-    out = dict(seed=seed, tasks=[list(t) for t in tasks], classification=rows, ft_steps=ft_steps)
-    with atomic_path(f) as t: Path(t).write_text(json.dumps(out, default=float))
-    return out
-
-# %% ../nbs/70_study.ipynb #72032d28
-def segmentation_study(demo_dir, root, seed:int=0, steps:int=150, lr:float=1e-2, pos_weight:float=100.0, n_boot:int=1000) -> dict:
-    "Lesion segmentation fine-tune of the CNN from CT-GLIP, CLIP and random init (cached in root/segmentation-s{seed}.json)."
-    f = Path(root)/f'segmentation-s{seed}.json'
-    if f.exists(): return json.loads(f.read_text())
-    cfg = study_config('ctglip', 'cnn', seed)
-    inits = {m: load_run(Path(root)/run_name(m, 'cnn', seed))[0] for m in ('ctglip', 'clip')}
-    set_seed(seed); inits['scratch'] = build_model(cfg)
-    tr, te = lesion_batches(demo_dir, cfg, 'train', 8), lesion_batches(demo_dir, cfg, 'test', 8)
-    rows = []
-    for m, v in inits.items():
-        net, _ = finetune_segmentation(fresh_copy(v), tr, steps=steps, lr=lr, seed=seed, pos_weight=pos_weight)
-        rows.append(dict(init=m, **segmentation_scores(net, te, n_boot=n_boot, seed=seed)))
-    out = dict(seed=seed, steps=steps, lr=lr, pos_weight=pos_weight, segmentation=rows)
-    with atomic_path(f) as t: Path(t).write_text(json.dumps(out, default=float))
-    return out
 
 # %% ../nbs/70_study.ipynb #48f494b1
 def real_scan_recognition(run) -> pd.DataFrame:

@@ -272,6 +272,7 @@ def train(cfg:Config, # the resolved config
         with atomic_path(out/'vocabulary.json') as tf: Path(tf).write_text(json.dumps(ds.dictionary.by_organ, indent=1))   # what `ctglip predict` scores
         _truncate_metrics(out/'metrics.jsonl', start)
     on_gpu = dev.type == 'cuda'
+    if world > 1 and on_gpu: nn.SyncBatchNorm.convert_sync_batchnorm(model)   # the readout's batch norm over all ranks (in place, same parameters); gloo on the CPU has none: per-rank statistics there
     fwd = torch.compile(model) if (cfg.train.compile and on_gpu) else model
     if world > 1:
         fwd = nn.parallel.DistributedDataParallel(fwd, device_ids=[dev.index] if on_gpu else None, find_unused_parameters=False)

@@ -8,7 +8,8 @@ import torch.nn.functional as F
 
 from ctglip.core import CtglipError
 from ctglip.config import get_config
-from ctglip.eval.ceiling import (pool_organs_max, ceiling_loss, pair_targets, balanced_weights, unit_labels, size_bin,
+from ctglip.models.vision import pool_organs_max
+from ctglip.eval.ceiling import (ceiling_loss, pair_targets, balanced_weights, unit_labels, size_bin,
                                  hidden_cells, lesion_sizes, finding_sources, case_findings, _histograms, train_ceiling)
 
 
@@ -62,4 +63,4 @@ def test_histograms():
 
 def test_bad_requests():
     with pytest.raises(CtglipError, match='no tasks'): train_ceiling(get_config('tiny'), None, [])
-    with pytest.raises(CtglipError, match='pooling'): train_ceiling(get_config('tiny'), None, [('liver', 'x')], pooling='sum')
+    with pytest.raises(CtglipError, match='sampling'): train_ceiling(get_config('tiny'), None, [('liver', 'x')], sampling='sum')

@@ -16,10 +16,19 @@ def test_readme_headline_is_the_results_file():
 def test_results_file_is_a_full_demo_run():
     res = json.loads((ROOT/'results'/'demo_seed0.json').read_text())
     cfg = res['config']
-    assert cfg['seed'] == 0 and cfg['preset'] == 'cpu-demo' and cfg['synth']['n'] == 320
+    assert cfg['seed'] == 0 and cfg['preset'] == 'cpu-demo' and cfg['synth']['n'] == 512
     assert cfg['ctglip']['train']['steps'] == cfg['clip']['train']['steps'] and cfg['ctglip']['model'] == cfg['clip']['model']
     assert res['protocol']['selected_on'] == 'valid' and res['clip']['text_coverage'] == 1.0
     assert set(res['ctglip']['organ_top1_slabs']) == {'40', '80', '160'}
+
+
+def test_results_file_scores_only_tasks_with_enough_positives():
+    "Every scored task has >= min_pos positives in the validation and in the test split; the others are listed with their counts."
+    res = json.loads((ROOT/'results'/'demo_seed0.json').read_text())
+    d, k = res['data'], res['data']['min_pos']
+    assert k >= 10 and d['tasks'] and set(d['tasks']) == {t for t, c in d['task_counts'].items() if c['scored']}
+    assert all(c['valid'] >= k and c['test'] >= k for t, c in d['task_counts'].items() if c['scored'])
+    assert 0.5 < res['ceiling']['train_auc_mean'] <= 1 and res['ctglip']['abnormality_auc_fraction_of_ceiling'] > 0
 
 
 def test_no_typed_demo_numbers_in_prose():

@@ -29,7 +29,8 @@ def toy(tmp_path_factory):
 
 
 def test_torchrun_two_ranks_equal_one_process(toy, tmp_path):
-    over = ['steps=4', 'batch_size=4']
+    # the readout's batch norm uses each rank's statistics under gloo (SyncBatchNorm is GPU-only): left out of this equality
+    over = ['steps=4', 'batch_size=4', 'readout_norm=false']
     subprocess.run(_train_cmd(toy, tmp_path/'one', *over), check=True, env=ENV, capture_output=True)
     tr = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', str(29500 + os.getpid() % 1000)]
     r = subprocess.run(tr + _train_cmd(toy, tmp_path/'two', *over)[1:], env=ENV, capture_output=True, text=True, timeout=120)

@@ -30,7 +30,8 @@ from ctglip.demo import DEMO_SETTINGS, demo_settings
 from ctglip.synth.core import SynthConfig, generate, check_config
 from ctglip.data.dataset import prepare_data, split_loader
 from ctglip.eval.zeroshot import tasks_from
-from ctglip.eval.ceiling import (generator_units, case_findings, train_ceiling, score_ceiling, histogram_probe, lesion_sizes, hidden_cells, size_table, size_summary,
+from ctglip.train import load_run
+from ctglip.eval.ceiling import (HEAD_LR, generator_units, case_findings, train_ceiling, score_ceiling, histogram_probe, lesion_sizes, hidden_cells, size_table, size_summary,
                                  SIZE_BINS)
 
 
@@ -86,7 +87,7 @@ def generator_main(a, cfg, data, paths) -> int:
         tasks = want
     t0 = time.perf_counter()
     model = train_ceiling(cfg, paths, tasks, steps=a.steps, seed=a.seed, pos_weight=None if a.pos_weight == 'none' else 'balanced',
-                          pooling=a.pooling, relabel=rl)
+                          sampling=a.sampling, relabel=rl, head_lr=a.head_lr, init=load_run(a.init)[0] if a.init else None)
     t_train = time.perf_counter() - t0
     res = {sp: score_ceiling(model, paths, cfg, tasks, n_boot=a.n_boot, seed=a.seed, split=sp, relabel=rl) for sp in (a.split, 'train')}
     hp = histogram_probe(paths, cfg, tasks, n_boot=a.n_boot, seed=a.seed, split=a.split, relabel=rl)
@@ -116,8 +117,10 @@ def main(argv=None):
     p.add_argument('--steps', type=int, default=None, help='optimizer steps (default: the demo config)')
     p.add_argument('--seed', type=int, default=0); p.add_argument('--n-boot', type=int, default=1000)
     p.add_argument('--exclude-below', type=float, default=0., help='train without positives below this diameter (voxels)')
-    p.add_argument('--pos-weight', default='balanced', choices=['balanced', 'none'], help='weight of the positives in the BCE')
-    p.add_argument('--pooling', default='mean', choices=['mean', 'meanmax'], help="the ceiling's organ readout")
+    p.add_argument('--pos-weight', default='none', choices=['balanced', 'none'], help='weight of the positives in the BCE (default none)')
+    p.add_argument('--head-lr', type=float, default=HEAD_LR, help=f'the heads\' learning rate as a multiple of train.lr (default {HEAD_LR:g})')
+    p.add_argument('--init', default=None, help='start from this run\'s encoder and readout (a CT-GLIP or CLIP run folder); default: from scratch')
+    p.add_argument('--sampling', default='balanced', choices=['balanced', 'uniform'], help="positives sampled into every batch (default) or a plain shuffle")
     p.add_argument('--override', nargs='*', default=[], help='more config overrides (key=value)')
     p.add_argument('--labels', default='generator', choices=['generator', 'pairs'], help="the generator's labels (default) or parsed report phrases")
     p.add_argument('--tasks', nargs='*', default=[], metavar='"ORGAN: ABNORMALITY"', help='with --labels generator: train and score only these tasks')
@@ -133,7 +136,7 @@ def main(argv=None):
     t0 = time.perf_counter(); hp = histogram_probe(paths, cfg, tasks, n_boot=a.n_boot, seed=a.seed); t_hist = time.perf_counter() - t0
     hst = size_summary(size_table(hp, sizes, sp))
     t0 = time.perf_counter()
-    model = train_ceiling(cfg, paths, tasks, steps=a.steps, seed=a.seed, exclude=excl, pos_weight=None if a.pos_weight == 'none' else 'balanced', pooling=a.pooling)
+    model = train_ceiling(cfg, paths, tasks, steps=a.steps, seed=a.seed, exclude=excl, pos_weight=None if a.pos_weight == 'none' else 'balanced', sampling=a.sampling)
     t_train = time.perf_counter() - t0; t0 = time.perf_counter()
     res = score_ceiling(model, paths, cfg, tasks, n_boot=a.n_boot, seed=a.seed)
     vis = score_ceiling(model, paths, cfg, tasks, n_boot=a.n_boot, seed=a.seed, exclude=hidden)

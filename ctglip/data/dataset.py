@@ -191,7 +191,9 @@ class CacheDataset(torch.utils.data.Dataset):
         check_cache(self.cache, cfg)
         if reports is None and not isinstance(pairs, list) and (Path(pairs).parent/'scans.jsonl').is_file(): reports = Path(pairs).parent/'scans.jsonl'
         pairs = pairs if isinstance(pairs, list) else read_pairs(pairs)
-        self.reports = {s.scan_id: s.report for s in read_scans(reports)} if isinstance(reports, (str, Path)) else dict(reports or {})
+        table = read_scans(reports) if isinstance(reports, (str, Path)) else []
+        self.reports = {s.scan_id: s.report for s in table} if table else dict(reports or {})
+        self.phases = {s.scan_id: (s.meta or {}).get('ContrastPhase') for s in table}   # the scan's contrast phase where its metadata says it
         self.cfg, self.train, self.split, self.slab_mm, self.slab_seed = cfg, train, split, slab_mm, slab_seed
         self.pairs = {s:rs for s,rs in pairs_by_scan([r for r in pairs if split is None or r.get('split') == split]).items()}
         self.ids = sorted(s for s in self.pairs if s in self.cache)
@@ -238,7 +240,7 @@ CacheDataset.keep = _keep
 def _load(self:CacheDataset, i:int, pos:int) -> dict:
     sid = self.ids[i]; meta = self.cache.scans[sid]; rng = _rng(self.cfg.train.seed, pos, i)
     img, lab = self.cache.arrays(sid)
-    sample = dict(image=img, label=lab, fg_box=meta['fg_box'], rng=rng, label_counts=self.counts[sid])
+    sample = dict(image=img, label=lab, fg_box=meta['fg_box'], rng=rng, label_counts=self.counts[sid], phase=self.phases.get(sid))
     if self.slab_mm:
         sample['slab'] = self.slab(i, img.shape[2])
         if sample['slab'] is None: del sample['slab']

@@ -86,7 +86,7 @@ def report_text(findings:str, impression:str) -> str:
 
 # %% ../../nbs/10a_data.layout.ipynb #f7d5ab02
 TABLE_DIRS = ('radiology_text_reports', 'metadata', 'multi_abnormality_labels')   # CSV folders, never splits
-META_KEYS = ('XYSpacing', 'ZSpacing', 'ImagePositionPatient', 'ImageOrientationPatient', 'RescaleSlope', 'RescaleIntercept')
+META_KEYS = ('XYSpacing', 'ZSpacing', 'ImagePositionPatient', 'ImageOrientationPatient', 'RescaleSlope', 'RescaleIntercept', 'ContrastPhase')   # ContrastPhase (SynthCT): no contrast augmentation on an enhanced scan
 
 def table_files(root, # a dataset folder
                 table:str) -> list: # one of `TABLE_DIRS`

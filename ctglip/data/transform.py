@@ -192,7 +192,7 @@ def __call__(self:ScanTransform, s:dict) -> dict:
     cin = s.get('label_counts'); cin = label_counts(lab) if cin is None else np.asarray(cin)
     if self.train and self.d.augment:
         if not isinstance(s.get('rng'), np.random.Generator): raise CtglipError("scan transform: training needs sample['rng'], a np.random.Generator", s.get('scan_id'))
-        im, lb, cout, p = self._augment(img, lab, fg, slab, s['rng'])
+        im, lb, cout, p = self._augment(img, lab, fg, slab, s['rng'], s.get('phase'))
     else: im, lb, cout, p = self._crop(img, lab, fg, slab, s.get('rng') if self.train else None)
     kept = np.where(cin > 0, cout / np.maximum(cin, 1), 0).clip(0, 1).astype(np.float32)
     return dict(image=im, label=lb, kept=kept, params=p)
@@ -211,7 +211,7 @@ def _crop(self:ScanTransform, img, lab, fg, slab, rng=None):
 
 # %% ../../nbs/17a_data.transform.ipynb #ae79f654
 @patch
-def _draw(self:ScanTransform, shape, fg, slab, rng) -> dict:
+def _draw(self:ScanTransform, shape, fg, slab, rng, phase=None) -> dict: # phase: the scan's own contrast phase (None: unknown)
     "The random field of view, geometry, acquisition and intensity of one training sample."
     d = self.d; lo, hi = _fov(d, shape, fg, rng, slab)
     B, zoom, ang, k = _linear(d, rng); A = _full(B, zoom, k)
@@ -219,7 +219,8 @@ def _draw(self:ScanTransform, shape, fg, slab, rng) -> dict:
     if np.allclose(A, np.eye(3)): cin = co + np.round(cin - co)              # a whole-voxel shift copies voxels, no blur
     thick = _loguniform(rng, *d.aug_thickness) if rng.uniform() < d.aug_thickness_p else 0.
     w = thick / d.spacing[2] if thick > d.spacing[2] else 0.; u = rng.uniform()
-    ph = self.phases[rng.integers(len(self.phases))] if self.phases and rng.uniform() < d.aug_contrast_p else 'native'
+    add = self.phases and rng.uniform() < d.aug_contrast_p and phase in (None, 'native')   # never a phase on top of an enhanced scan
+    ph = self.phases[rng.integers(len(self.phases))] if add else 'native'
     strength = rng.uniform(0, d.aug_contrast) if ph != 'native' else 0.
     a, b = rng.uniform(-d.aug_hu_scale, d.aug_hu_scale), rng.uniform(-d.aug_hu_shift, d.aug_hu_shift)
     sigma = rng.uniform(0, d.aug_noise_hu) * rng.choice([-1., 1.]); off = int(rng.integers(_NOISE_SLACK))
@@ -305,9 +306,9 @@ def _kept_counts(lab, lbn, g, b0, b1, O) -> np.ndarray:
 
 # %% ../../nbs/17a_data.transform.ipynb #fff1a381
 @patch
-def _augment(self:ScanTransform, img, lab, fg, slab, rng):
+def _augment(self:ScanTransform, img, lab, fg, slab, rng, phase=None):
     "A random view of the scan: field of view, placement, zoom, rotation, tilt, slice thickness, contrast, HU jitter, noise."
-    g = self._draw(np.array(img.shape), fg, slab, rng); p = _params(g)
+    g = self._draw(np.array(img.shape), fg, slab, rng, phase); p = _params(g)
     out_im, out_lb = np.full(self.size, self.fill, np.int16), np.zeros(self.size, np.uint8)
     o0, o1, b0, b1 = _boxes(g['A'], g['co'], g['cin'], g['lo'], g['hi'], np.array(self.size), math.ceil(2 * g['w']))
     p['out'] = [*map(int, o0), *map(int, o1)]

@@ -18,7 +18,7 @@ from ..core import CtglipError, set_seed
 from ..config import override
 from ..data.layout import read_pairs
 from ..data.dataset import CacheDataset, make_loader, split_loader
-from ..models.vision import build_vision, pool_organs
+from ..models.vision import build_vision, OrganReadout
 from ..models.glip import model_kwargs
 from ..train import lr_at, make_optimizer
 from .zeroshot import labels_for, detection_table
@@ -26,16 +26,21 @@ from .finetune import OrganClassifier
 from .metrics import roc_auc
 
 # %% auto #0
-__all__ = ['MIN_SIGNAL_HU', 'BLOOD_HU', 'SIZE_BINS', 'QUANTILES', 'ceiling_encoder', 'unit_labels', 'pair_targets',
-           'ceiling_loss', 'balanced_weights', 'pool_organs_max', 'MeanMaxClassifier', 'train_ceiling', 'unit_logits',
-           'score_ceiling', 'case_findings', 'finding_sources', 'lesion_signal_hu', 'generator_units', 'lesion_sizes',
-           'generator_sizes', 'bin_names', 'size_bin', 'hidden_cells', 'size_table', 'size_summary', 'organ_histograms',
-           'histogram_probe']
+__all__ = ['HEAD_LR', 'MIN_SIGNAL_HU', 'BLOOD_HU', 'SIZE_BINS', 'QUANTILES', 'ceiling_encoder', 'ceiling_model', 'unit_labels',
+           'pair_targets', 'ceiling_loss', 'positive_scans', 'balanced_batches', 'balanced_weights', 'head_groups',
+           'train_ceiling', 'unit_logits', 'score_ceiling', 'case_findings', 'finding_sources', 'lesion_signal_hu',
+           'generator_units', 'lesion_sizes', 'generator_sizes', 'bin_names', 'size_bin', 'hidden_cells', 'size_table',
+           'size_summary', 'organ_histograms', 'histogram_probe']
 
 # %% ../../nbs/47_eval.ceiling.ipynb #376db875
 def ceiling_encoder(cfg) -> nn.Module:
     "The vision encoder of `build_model(cfg)`, freshly initialised, without the text side."
     return build_vision(cfg.model.vision, **model_kwargs(cfg)['vision_kw'])
+
+def ceiling_model(cfg, n_tasks:int) -> OrganClassifier:
+    "A fresh encoder with the zero-shot models' organ readout (`OrganReadout` of the config) and `n_tasks` linear heads."
+    enc = ceiling_encoder(cfg)
+    return OrganClassifier(enc, n_tasks, OrganReadout(enc.out_dim, **model_kwargs(cfg)['readout_kw']))
 
 # %% ../../nbs/47_eval.ceiling.ipynb #537329c3
 def unit_labels(units:pd.DataFrame, # rows with scan_id, organ, findings
@@ -64,6 +69,28 @@ def ceiling_loss(logits:torch.Tensor, # (P, T) logits of the pairs
     bce = F.binary_cross_entropy_with_logits(logits, y.to(logits), reduction='none', pos_weight=pw) * m.to(logits)
     return bce.sum() / m.sum().clamp(min=1)
 
+def positive_scans(pairs:list, tasks:Sequence[tuple], exclude=(), relabel=None, split:str='train') -> list:
+    "For each task, the sorted scan ids of the `split` with a positive unit."
+    u = pd.DataFrame([r for r in pairs if r.get('split') == split])
+    if not len(u): return [[] for _ in tasks]
+    y = unit_labels(u, tasks, exclude, relabel)
+    return [sorted(set(u.scan_id[y[:, j] == 1])) for j in range(len(tasks))]
+
+def balanced_batches(ids:list, # the dataset's scan ids (index order)
+                     pos:list, # per task, the scan ids with a positive (`positive_scans`)
+                     steps:int, batch_size:int, seed:int=0) -> list: # optimizer steps, batch, seed
+    "`steps` batches of (index, stream position): the first half of each from a random task's positive scans, the rest a shuffled pass."
+    rng = np.random.default_rng([seed, 73]); at = {s: i for i, s in enumerate(ids)}
+    pos = [[at[s] for s in p if s in at] for p in pos]; pos = [p for p in pos if p]
+    n_pos = batch_size // 2 if pos else 0; out, stream = [], []
+    for s in range(steps):
+        b = [int(p[rng.integers(len(p))]) for p in (pos[k] for k in rng.integers(len(pos), size=n_pos))] if n_pos else []
+        while len(b) < batch_size:
+            if not stream: stream = list(rng.permutation(len(ids)))
+            b.append(int(stream.pop()))
+        out.append([(i, s * batch_size + k) for k, i in enumerate(b)])
+    return out
+
 def balanced_weights(pairs:list, tasks:Sequence[tuple], exclude=(), split:str='train', cap:float=50., relabel=None) -> torch.Tensor:
     "(T,) negatives / positives of each task in the `split` pairs (at most `cap`; 1 without positives)."
     u = pd.DataFrame([r for r in pairs if r.get('split') == split])
@@ -71,51 +98,46 @@ def balanced_weights(pairs:list, tasks:Sequence[tuple], exclude=(), split:str='t
     pos, neg = (y == 1).sum(0), (y == 0).sum(0)
     return torch.tensor(np.where(pos > 0, np.minimum(neg / np.maximum(pos, 1), cap), 1.), dtype=torch.float32)
 
-# %% ../../nbs/47_eval.ceiling.ipynb #8c340ea4
-def pool_organs_max(feat:torch.Tensor, # (B, C, x, y, z) feature map, any resolution <= the label map's
-                    pair_map:torch.Tensor, # (B, X, Y, Z) long: 0 = no pair, k = pair k-1
-                    n_pairs:int|None=None) -> torch.Tensor: # P (default `pair_map.max()`)
-    "(P, C) maximum feature over the cells that hold any voxel of each pair."
-    B, C = feat.shape[:2]; fs, vs = tuple(feat.shape[2:]), tuple(pair_map.shape[1:]); dev = feat.device
-    n = int(pair_map.max()) if n_pairs is None else int(n_pairs)
-    ix, iy, iz = (torch.arange(v, device=dev) * f // v for v, f in zip(vs, fs))
-    cell = ((torch.arange(B, device=dev)[:, None, None, None] * fs[0] + ix[:, None, None]) * fs[1] + iy[:, None]) * fs[2] + iz
-    key = torch.unique(cell.reshape(-1) * (n + 1) + pair_map.reshape(-1).long()); c, p = key // (n + 1), key % (n + 1)
-    f = feat.permute(0, 2, 3, 4, 1).reshape(-1, C)[c[p > 0]]
-    return f.new_full((n, C), float('-inf')).scatter_reduce(0, (p[p > 0] - 1)[:, None].expand(-1, C), f, 'amax')
-
-class MeanMaxClassifier(OrganClassifier):
-    "`OrganClassifier` whose head reads the mean and the maximum of the feature map over each organ."
-    def __init__(self, encoder:nn.Module, n_tasks:int):
-        super().__init__(encoder, n_tasks); self.head = nn.Linear(2 * encoder.out_dim, n_tasks)
-    def forward(self, image, pair_map): # (B,1,X,Y,Z), (B,X,Y,Z) -> (P, T) logits
-        f = self.encoder(image); n = int(pair_map.max())
-        return self.head(torch.cat([pool_organs(f, pair_map, n), pool_organs_max(f, pair_map, n)], 1))
-
 # %% ../../nbs/47_eval.ceiling.ipynb #950c3ca3
+HEAD_LR = 30. # the heads learn this many times faster than the encoder (chosen on the demo's validation split from 1, 10, 30, 100): a lesion moves an organ's standardised features a little, and AdamW moves a weight by about lr per step
+
+def head_groups(opt:torch.optim.Optimizer, head:nn.Module, scale:float) -> torch.optim.Optimizer:
+    "The optimizer's parameter groups split into encoder and `head` groups, each with `lr_scale` (1, or `scale` for the head)."
+    ids = {id(p) for p in head.parameters()}; groups = []
+    for g in opt.param_groups:
+        for is_head in (False, True):
+            ps = [p for p in g['params'] if (id(p) in ids) == is_head]
+            if ps: groups.append({**{k: v for k, v in g.items() if k != 'params'}, 'params': ps, 'lr_scale': scale if is_head else 1.})
+    return type(opt)(groups, lr=opt.defaults['lr'], betas=opt.defaults['betas'])
+
 def train_ceiling(cfg, # the zero-shot runs' `Config` (data, model and train sections are used)
                   paths, # `prepare_data` output
                   tasks:Sequence[tuple], # (organ, abnormality) heads
                   steps:int|None=None, # optimizer steps (default `cfg.train.steps`)
                   seed:int=0, # `train.seed` of the run
                   exclude=(), # (scan_id, organ, abnormality) training cells left out
-                  pos_weight='balanced', # 'balanced' (`balanced_weights`), None, or (T,) weights
-                  pooling:str='mean', # 'mean' (the zero-shot readout) or 'meanmax'
+                  pos_weight=None, # None, 'balanced' (`balanced_weights`), or (T,) weights
+                  sampling:str='balanced', # 'balanced': half of each batch drawn from a random task's positive scans (`balanced_batches`); 'uniform'
                   relabel=None, # units -> units carrying the labels (`generator_units`); None: the pairs' findings
+                  init:nn.Module|None=None, # start from this model's encoder and readout (a trained CT-GLIP or CLIP); None: from scratch
+                  head_lr:float=HEAD_LR, # the heads' learning rate, as a multiple of `train.lr`
                   device='cpu', progress:bool=False) -> OrganClassifier:
-    "The supervised ceiling: a fresh encoder with per-organ abnormality heads, trained on the training split."
+    "The supervised ceiling: an encoder with the zero-shot readout and per-organ abnormality heads, trained on the training split."
     if not tasks: raise CtglipError("no tasks to train the ceiling on")
-    if pooling not in ('mean', 'meanmax'): raise CtglipError(f"unknown pooling {pooling!r} (mean or meanmax)")
+    if sampling not in ('balanced', 'uniform'): raise CtglipError(f"unknown sampling {sampling!r} (balanced or uniform)")
     cfg = override(cfg, {'train.seed': seed, **({'train.steps': steps} if steps else {})})
     ds = CacheDataset(paths.cache, paths.pairs, cfg, split='train', train=True, reports=paths.scans)
-    set_seed(seed); model = (OrganClassifier if pooling == 'mean' else MeanMaxClassifier)(ceiling_encoder(cfg), len(tasks)).to(device).train()
-    opt, t = make_optimizer(model, cfg), cfg.train; model.losses = []
-    pw = balanced_weights(read_pairs(paths.pairs), tasks, exclude, relabel=relabel) if isinstance(pos_weight, str) else pos_weight
-    it = make_loader(ds, steps=t.steps, device=device)
+    set_seed(seed); model = ceiling_model(cfg, len(tasks))
+    if init is not None: model.encoder.load_state_dict(init.vision.state_dict()); model.readout.load_state_dict(init.readout.state_dict())
+    model = model.to(device).train(); opt, t = head_groups(make_optimizer(model, cfg), model.head, head_lr), cfg.train; model.losses = []
+    pairs = read_pairs(paths.pairs)
+    pw = balanced_weights(pairs, tasks, exclude, relabel=relabel) if isinstance(pos_weight, str) else pos_weight
+    batches = balanced_batches(ds.ids, positive_scans(pairs, tasks, exclude, relabel), t.steps, t.batch_size, seed) if sampling == 'balanced' else None
+    it = make_loader(ds, steps=t.steps, device=device, batches=batches)
     if progress:
         from tqdm.auto import tqdm; it = tqdm(it, desc='ceiling', leave=False)
     for step, b in enumerate(it):
-        for g in opt.param_groups: g['lr'] = lr_at(step, cfg)
+        for g in opt.param_groups: g['lr'] = lr_at(step, cfg) * g['lr_scale']
         loss = ceiling_loss(model(b['image'], b['pair_map']), *pair_targets(b, tasks, exclude, relabel), pw)
         opt.zero_grad(set_to_none=True); loss.backward()
         if t.grad_clip: nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)

@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..core import CtglipError, set_seed
-from ..models.vision import pool_organs
+from ..models.vision import pool_organs, OrganReadout
 from .zeroshot import labels_for, detection_table
 
 # %% auto #0
@@ -95,11 +95,14 @@ def linear_probe(F_train, units_train:pd.DataFrame, # (P, C) train features and 
 
 # %% ../../nbs/42_eval.finetune.ipynb #6e4ceea3
 class OrganClassifier(nn.Module):
-    "A vision encoder, organ pooling and one linear logit per (organ, abnormality) task."
-    def __init__(self, encoder:nn.Module, n_tasks:int):
-        super().__init__(); self.encoder = encoder; self.head = nn.Linear(encoder.out_dim, n_tasks)
+    "A vision encoder, its organ readout and one linear logit per (organ, abnormality) task."
+    def __init__(self, encoder:nn.Module, n_tasks:int,
+                 readout:OrganReadout|None=None): # default: the plain mean of the encoder map
+        super().__init__(); self.encoder = encoder
+        self.readout = OrganReadout(encoder.out_dim) if readout is None else readout
+        self.head = nn.Linear(self.readout.out_dim, n_tasks)
     def forward(self, image, pair_map): # (B,1,X,Y,Z), (B,X,Y,Z) -> (P, T) logits
-        return self.head(pool_organs(self.encoder(image), pair_map))
+        return self.head(self.readout(self.encoder, image, pair_map))
 
 def _targets(b, tasks, keep=None):
     u = pd.DataFrame(dict(organ=b['organ'], findings=[list(f) for f in b['findings']]))

@@ -13,7 +13,7 @@ from fastcore.basics import patch
 from ..core import CtglipError
 from ..anatomy import pair_organs
 from ..prompts import ORGAN_TEMPLATE, organ_prompts
-from .vision import build_vision, pool_organs, pool_global
+from .vision import build_vision, OrganReadout
 from .text import TextEncoder
 from ..loss import LogitScale, CTGLIPLoss, ClipLoss, text_ids
 
@@ -39,11 +39,13 @@ class VisionLanguageModel(nn.Module):
                  embed_dim:int=256, # joint embedding size E
                  vision_kw:dict|None=None, # keywords of `build_vision`
                  text_kw:dict|None=None, # keywords of `TextEncoder`
-                 tau_init:float=0.07, tau_min:float=0.01, tau_max:float=1.0, learn_tau:bool=True): # temperature
+                 tau_init:float=0.07, tau_min:float=0.01, tau_max:float=1.0, learn_tau:bool=True, # temperature
+                 readout_kw:dict|None=None): # keywords of `OrganReadout` (default: the plain mean of the encoder map)
         super().__init__()
         self.vision = build_vision(vision, **(vision_kw or {})) if isinstance(vision, str) else vision
+        self.readout = OrganReadout(self.vision.out_dim, **(readout_kw or {}))
         self.text = TextEncoder(text, embed_dim, **(text_kw or {})) if isinstance(text, str) else text
-        self.vision_proj = nn.Linear(self.vision.out_dim, embed_dim)
+        self.vision_proj = nn.Linear(self.readout.out_dim, embed_dim)
         self.scale = LogitScale(tau_init, tau_min, tau_max, learn_tau)
 
     def temperature(self) -> torch.Tensor: return 1 / self.scale().detach()
@@ -52,13 +54,13 @@ class VisionLanguageModel(nn.Module):
                       pair_map:torch.Tensor, # (B, X, Y, Z) long, k = pair k-1
                       n_pairs:int|None=None, # P (default: pair_map.max())
                      ) -> torch.Tensor: # (P, E) L2-normalised
-        "One embedding per pair: the projected area-weighted mean of the feature map over the pair's voxels."
-        return F.normalize(self.vision_proj(pool_organs(self.vision(image), pair_map, n_pairs)).float(), dim=-1)
+        "One embedding per pair: the projected organ readout (`OrganReadout`) over the pair's voxels."
+        return F.normalize(self.vision_proj(self.readout(self.vision, image, pair_map, n_pairs)).float(), dim=-1)
 
     def encode_scans(self, image:torch.Tensor, # (B, 1, X, Y, Z)
                     ) -> torch.Tensor: # (B, E) L2-normalised
-        "One embedding per scan: the projected global mean of the feature map."
-        return F.normalize(self.vision_proj(pool_global(self.vision(image))).float(), dim=-1)
+        "One embedding per scan: the projected readout of the whole scan."
+        return F.normalize(self.vision_proj(self.readout(self.vision, image)).float(), dim=-1)
 
     def encode_text(self, texts:list[str], # N strings
                    ) -> torch.Tensor: # (N, E) L2-normalised
@@ -75,8 +77,8 @@ class CTGLIP(VisionLanguageModel):
                  organs:list[str]|None=None, # prompt vocabulary (default: the pairing units `pair_organs()`)
                  lambda_abn:float=1.0, use_organ_term:bool=True, use_dict_negatives:bool=True, # loss weights/switches
                  false_negatives:str='mask', symmetric:bool=True, local_loss:bool=True, # abnormality-term options
-                 tau_init:float=0.07, tau_min:float=0.01, tau_max:float=1.0, learn_tau:bool=True):
-        super().__init__(vision, text, embed_dim, vision_kw, text_kw, tau_init, tau_min, tau_max, learn_tau)
+                 tau_init:float=0.07, tau_min:float=0.01, tau_max:float=1.0, learn_tau:bool=True, readout_kw:dict|None=None):
+        super().__init__(vision, text, embed_dim, vision_kw, text_kw, tau_init, tau_min, tau_max, learn_tau, readout_kw)
         self.organs, self.organ_prompt = list(organs or pair_organs()), organ_prompt
         self.organ_index = {o:i for i,o in enumerate(self.organs)}
         organ_prompts(self.organs[:1], organ_prompt)   # refuse a template without '{organ}' now
@@ -121,8 +123,9 @@ class CLIPBaseline(VisionLanguageModel):
                  vision_kw:dict|None=None, text_kw:dict|None=None,
                  false_negatives:str='mask', local_loss:bool=True, # identical reports; DDP local loss
                  tau_init:float=0.07, tau_min:float=0.01, tau_max:float=1.0, learn_tau:bool=True,
-                 organ_prompt:str=ORGAN_TEMPLATE): # organ-prompt template (evaluation only)
-        super().__init__(vision, text, embed_dim, vision_kw, text_kw, tau_init, tau_min, tau_max, learn_tau)
+                 organ_prompt:str=ORGAN_TEMPLATE, # organ-prompt template (evaluation only)
+                 readout_kw:dict|None=None): # keywords of `OrganReadout`, pooled over the whole scan
+        super().__init__(vision, text, embed_dim, vision_kw, text_kw, tau_init, tau_min, tau_max, learn_tau, readout_kw)
         organ_prompts(['liver'], organ_prompt); self.organ_prompt = organ_prompt
         self.loss = ClipLoss(false_negatives, local_loss)
 
@@ -139,13 +142,15 @@ def model_kwargs(cfg, # a `ctglip.config.Config`
                 ) -> dict:
     "Constructor keywords shared by both models, from a config."
     m, l, d = cfg.model, cfg.loss, cfg.data
-    vision_kw = dict(in_channels=m.in_channels, img_size=tuple(d.size), cnn_widths=tuple(m.cnn_widths), cnn_stem=m.cnn_stem,
+    vision_kw = dict(in_channels=m.in_channels + len(m.windows) // 2, img_size=tuple(d.size), cnn_widths=tuple(m.cnn_widths), cnn_stem=m.cnn_stem,
                      cnn_norm=m.cnn_norm, pool_level=m.pool_level, vit_patch=tuple(m.vit_patch), vit_dim=m.vit_dim,
                      vit_depth=m.vit_depth, vit_heads=m.vit_heads, vit_mlp_ratio=m.vit_mlp_ratio,
                      attn=getattr(m, 'vit_attn', 'sdpa'), dropout=m.dropout)
     text_kw = dict(pooling=m.text_pooling, max_len=m.text_max_len, freeze=m.freeze_text, seed=cfg.train.seed,
                    long_text=getattr(m, 'text_long', 'chunk'))
-    return dict(vision=m.vision, text=m.text_model, embed_dim=m.embed_dim, vision_kw=vision_kw, text_kw=text_kw,
+    readout_kw = dict(hu_window=tuple(d.hu_window), windows=tuple(m.windows), width=m.readout_width, use_max=m.readout_max,
+                      hist=m.readout_hist, volume=m.readout_volume, voxel_mm=tuple(d.spacing), norm=m.readout_norm)
+    return dict(vision=m.vision, text=m.text_model, embed_dim=m.embed_dim, vision_kw=vision_kw, text_kw=text_kw, readout_kw=readout_kw,
                 tau_init=l.tau_init, tau_min=l.tau_min, tau_max=l.tau_max, learn_tau=l.learn_tau,
                 false_negatives=l.false_negative_handling, local_loss=l.local_loss, organ_prompt=m.organ_prompt)
 

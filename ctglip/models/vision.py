@@ -6,20 +6,38 @@
 from __future__ import annotations
 import math
 
+import numpy as np
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from fastcore.basics import patch
 
 from ..core import CtglipError
 
 # %% auto #0
-__all__ = ['ATTN_MODES', 'pool_organs', 'pool_global', 'make_norm', 'ConvBlock', 'UNet3D', 'Attention', 'Block', 'patchify',
-           'ViT3D', 'build_vision']
+__all__ = ['ATTN_MODES', 'HIST_INIT_HU', 'cell_counts', 'pool_organs', 'pool_global', 'make_norm', 'ConvBlock', 'UNet3D',
+           'Attention', 'Block', 'patchify', 'ViT3D', 'build_vision', 'pool_organs_max', 'hist_init', 'pool_mean',
+           'pool_max', 'OrganReadout']
 
 # %% ../../nbs/20_models.vision.ipynb #2b952caa
 def _cell_index(n_vox:int, n_feat:int, device): # voxels along an axis, feature cells along it
     "Feature cell of each voxel along one axis (`floor(i * n_feat / n_vox)`; `i // stride` when divisible)."
     return torch.arange(n_vox, device=device) * n_feat // n_vox
+
+def cell_counts(fs:tuple, # (x, y, z) feature-map size, each <= the label map's
+                pair_map:torch.Tensor, # (B, X, Y, Z) long: 0 = no pair, k = pair k-1
+                n:int, # P
+               ) -> torch.Tensor: # (B*x*y*z, P) float32 voxels of each pair in each feature cell
+    "Voxel counts of every (feature cell, pair), from one `bincount` over (cell, pair) keys."
+    B, vs, dev = pair_map.shape[0], tuple(pair_map.shape[1:]), pair_map.device
+    it = torch.int32 if B * math.prod(fs) * (n + 1) < 2**31 else torch.long  # int32 keys halve the memory
+    ix, iy, iz = (_cell_index(v, f, dev).to(it) for v,f in zip(vs, fs))
+    b = torch.arange(B, device=dev, dtype=it)
+    cell = ((b[:, None, None, None] * fs[0] + ix[:, None, None]) * fs[1] + iy[:, None]) * fs[2] + iz  # (B, X, Y, Z)
+    key = (cell * (n + 1) + pair_map.to(it)).reshape(-1)
+    w = torch.bincount(key, minlength=B * math.prod(fs) * (n + 1))          # (B*T*(P+1),)
+    return w.view(-1, n + 1)[:, 1:].float()                                  # (B*T, P)
 
 def pool_organs(feat:torch.Tensor, # (B, C, x, y, z) feature map, any resolution <= the label map's
                 pair_map:torch.Tensor, # (B, X, Y, Z) long: 0 = no pair, k = pair k-1
@@ -38,13 +56,7 @@ def pool_organs(feat:torch.Tensor, # (B, C, x, y, z) feature map, any resolution
         tot = f.new_zeros(n + 1, C).index_add_(0, idx, f)[1:]               # (P, C)
         cnt = torch.bincount(idx, minlength=n + 1)[1:n + 1].to(tot)          # (P,)
     else:  # coarser map: count voxels per (cell, pair), then weight the cells
-        it = torch.int32 if B * math.prod(fs) * (n + 1) < 2**31 else torch.long  # int32 keys halve the memory
-        ix, iy, iz = (_cell_index(v, f, dev).to(it) for v,f in zip(vs, fs))
-        b = torch.arange(B, device=dev, dtype=it)
-        cell = ((b[:, None, None, None] * fs[0] + ix[:, None, None]) * fs[1] + iy[:, None]) * fs[2] + iz  # (B, X, Y, Z)
-        key = (cell * (n + 1) + pm.to(it)).reshape(-1)
-        w = torch.bincount(key, minlength=B * math.prod(fs) * (n + 1))      # (B*T*(P+1),) voxel counts
-        w = w.view(-1, n + 1)[:, 1:].float()                                 # (B*T, P)
+        w = cell_counts(fs, pm, n)                                           # (B*T, P) voxel counts
         f = feat.float().permute(0, 2, 3, 4, 1).reshape(-1, C)              # (B*T, C)
         with torch.autocast(dev.type, enabled=False): tot, cnt = w.t() @ f, w.sum(0)  # (P, C), (P,) in float32
     return tot / cnt.clamp(min=1)[:, None]
@@ -195,3 +207,129 @@ def build_vision(kind:str='cnn', # 'cnn' or 'vit'
     if kind == 'cnn': return UNet3D(in_channels, cnn_widths, cnn_stem, cnn_norm, pool_level, dropout)
     if kind == 'vit': return ViT3D(in_channels, img_size, vit_patch, vit_dim, vit_depth, vit_heads, vit_mlp_ratio, attn, dropout)
     raise CtglipError(f"unknown vision encoder {kind!r} (use 'cnn' or 'vit')")
+
+# %% ../../nbs/20_models.vision.ipynb #0645e949
+def pool_organs_max(feat:torch.Tensor, # (B, C, x, y, z) feature map, any resolution <= the label map's
+                    pair_map:torch.Tensor, # (B, X, Y, Z) long: 0 = no pair, k = pair k-1
+                    n_pairs:int|None=None, # P (default `pair_map.max()`)
+                   ) -> torch.Tensor: # (P, C) float32; 0 for a pair without voxels
+    "Maximum feature over the cells that hold any voxel of each pair."
+    B, C = feat.shape[:2]; fs, vs = tuple(feat.shape[2:]), tuple(pair_map.shape[1:]); dev = feat.device
+    n = int(pair_map.max()) if n_pairs is None else int(n_pairs)
+    f = feat.float().permute(0, 2, 3, 4, 1).reshape(-1, C)                                   # (B*T, C)
+    if fs == vs:                                                                             # full resolution: cell = voxel
+        c, p = torch.arange(f.shape[0], device=dev), pair_map.reshape(-1).long()
+        c, p = c[p > 0], p[p > 0] - 1
+    else: c, p = (cell_counts(fs, pair_map, n) > 0).nonzero(as_tuple=True)                  # the (cell, pair) that hold voxels
+    out = f.new_full((n, C), float('-inf')).scatter_reduce(0, p[:, None].expand(-1, C), f[c], 'amax')
+    return out.masked_fill(torch.isinf(out), 0.)
+
+# %% ../../nbs/20_models.vision.ipynb #6cab5ba1
+HIST_INIT_HU = (-900., -500., -150., -50., 0., 20., 40., 60., 80., 110., 150., 200., 300., 450., 700., 1000.) # soft-histogram thresholds at initialisation, HU
+
+def hist_init(k:int) -> torch.Tensor: # k thresholds
+    "`k` initial thresholds spread over `HIST_INIT_HU` (interpolated by rank)."
+    return torch.from_numpy(np.interp(np.linspace(0, len(HIST_INIT_HU) - 1, k), np.arange(len(HIST_INIT_HU)), HIST_INIT_HU)).float()
+
+def pool_mean(feat:torch.Tensor, # (B, C, x, y, z)
+              pair_map:torch.Tensor|None, n_pairs:int|None=None, # as `pool_organs`; None: each scan is one segment
+             ) -> torch.Tensor: # (P, C) or (B, C) float32
+    "`pool_organs`, or the mean over the whole scan when `pair_map` is None."
+    return pool_global(feat) if pair_map is None else pool_organs(feat, pair_map, n_pairs)
+
+def pool_max(feat:torch.Tensor, pair_map:torch.Tensor|None, n_pairs:int|None=None) -> torch.Tensor: # as `pool_mean`
+    "`pool_organs_max`, or the maximum over the whole scan when `pair_map` is None."
+    return feat.float().amax(dim=(2, 3, 4)) if pair_map is None else pool_organs_max(feat, pair_map, n_pairs)
+
+# %% ../../nbs/20_models.vision.ipynb #770dd768
+class OrganReadout(nn.Module):
+    "Per-segment features of a scan: the pooled encoder map plus, when switched on, input windows, a full-resolution path, max, a soft histogram and log volume."
+    def __init__(self, feat_dim:int, # channels of the encoder's map
+                 hu_window:tuple=(-1000., 1000.), # the window that mapped HU to the [0, 1] input
+                 windows:tuple=(), # extra HU windows as input channels, flat (lo, hi, lo, hi, ...)
+                 width:int=0, # channels of the full-resolution path (0 = none)
+                 use_max:bool=False, # also pool the maximum
+                 hist:int=0, # soft-histogram thresholds (0 = none)
+                 volume:bool=False, # log organ volume in ml
+                 voxel_mm:tuple=(1., 1., 1.), # input spacing, mm (for the volume)
+                 norm:bool=False): # batch-normalise the pooled vector
+        super().__init__()
+        if len(windows) % 2: raise CtglipError(f"windows must be (lo, hi) pairs, got {len(windows)} values")
+        self.lo, self.hi = map(float, hu_window); self.windows = [tuple(map(float, windows[i:i + 2])) for i in range(0, len(windows), 2)]
+        if any(h <= l for l, h in self.windows): raise CtglipError(f"every window needs hi > lo, got {self.windows}")
+        self.in_channels, self.use_max, self.volume = 1 + len(self.windows), bool(use_max), bool(volume)
+        self.voxel_ml = float(np.prod(voxel_mm)) / 1000.
+        self.full = nn.Sequential(nn.Conv3d(self.in_channels, width, 3, 1, 1), nn.LeakyReLU(0.01, inplace=True),
+                                  nn.Conv3d(width, width, 3, 1, 1), nn.LeakyReLU(0.01, inplace=True)) if width else None
+        if hist:
+            self.thresholds = nn.Parameter(hist_init(hist))            # (K,) HU
+            self.log_width = nn.Parameter(torch.full((hist,), math.log(10.)))   # (K,) log HU of each sigmoid's slope
+        else: self.thresholds = None
+        m = 2 if use_max else 1
+        self.out_dim = feat_dim * m + width * m + 2 * hist + int(volume)
+        self.norm = nn.BatchNorm1d(self.out_dim) if norm else None
+
+# %% ../../nbs/20_models.vision.ipynb #dc681da4
+@patch
+def hu(self:OrganReadout, image:torch.Tensor) -> torch.Tensor: # (B, 1, X, Y, Z) in [0, 1] -> (B, 1, X, Y, Z) HU
+    "The HU of the windowed input."
+    return image.float() * (self.hi - self.lo) + self.lo
+
+@patch
+def channels(self:OrganReadout, image:torch.Tensor, # (B, 1, X, Y, Z) HU windowed to [0, 1]
+            ) -> torch.Tensor: # (B, 1 + W, X, Y, Z)
+    "The encoder input: the image and one channel per extra window."
+    if not self.windows: return image
+    hu = self.hu(image)
+    return torch.cat([image] + [((hu - l) / (h - l)).clamp(0, 1).to(image.dtype) for l, h in self.windows], 1)
+
+# %% ../../nbs/20_models.vision.ipynb #bc894b0b
+@patch
+def hu_counts(self:OrganReadout, image:torch.Tensor, # (B, 1, X, Y, Z) HU windowed to [0, 1]
+              pair_map:torch.Tensor|None, n_pairs:int|None=None, # as `pool_mean`
+             ) -> torch.Tensor: # (P, H) float32 voxels of each segment at each whole HU of the window
+    "Each segment's histogram of whole HU (the cache and the transform keep HU whole), by one `bincount`."
+    nb = int(round(self.hi - self.lo)) + 1
+    h = (self.hu(image)[:, 0].round() - self.lo).clamp(0, nb - 1).long()                    # (B, X, Y, Z) bin
+    if pair_map is None: return torch.stack([torch.bincount(o.reshape(-1), minlength=nb) for o in h]).float()
+    P = int(pair_map.max()) if n_pairs is None else int(n_pairs)
+    return torch.bincount((pair_map.long() * nb + h).reshape(-1), minlength=(P + 1) * nb).view(P + 1, nb)[1:].float()
+
+@patch
+def histogram(self:OrganReadout, image:torch.Tensor, # (B, 1, X, Y, Z) HU windowed to [0, 1]
+              pair_map:torch.Tensor|None, n_pairs:int|None=None, # as `pool_mean`
+             ) -> torch.Tensor: # (P, 2K): log fraction of the segment above and below each threshold
+    "The soft histogram of each segment: the fraction of its voxels above each learnable threshold (a sigmoid of slope `log_width`)."
+    cnt = self.hu_counts(image, pair_map, n_pairs)                                          # (P, H)
+    hu = torch.arange(cnt.shape[1], device=cnt.device, dtype=torch.float32) + self.lo        # (H,) the HU of each bin
+    with torch.autocast(cnt.device.type, enabled=False):
+        tab = torch.sigmoid((hu[:, None] - self.thresholds[None].float()) / self.log_width.exp()[None].float())  # (H, K)
+        a = (cnt @ tab / cnt.sum(1, keepdim=True).clamp(min=1)).clamp(0, 1)                 # (P, K)
+    return torch.cat([torch.log(a + 1e-3), torch.log(1 - a + 1e-3)], 1)
+
+@patch
+def log_volume(self:OrganReadout, image:torch.Tensor, pair_map:torch.Tensor|None, n_pairs:int|None=None) -> torch.Tensor: # -> (P, 1)
+    "Log volume in ml of each segment (of the whole input when `pair_map` is None)."
+    if pair_map is None: n = torch.full((image.shape[0],), float(math.prod(image.shape[2:])), device=image.device)
+    else:
+        P = int(pair_map.max()) if n_pairs is None else int(n_pairs)
+        n = torch.bincount(pair_map.reshape(-1).long(), minlength=P + 1)[1:P + 1].float()
+    return torch.log(n * self.voxel_ml + 1e-3)[:, None]
+
+@patch
+def forward(self:OrganReadout, encoder:nn.Module, # the vision encoder (a map of `feat_dim` channels)
+            image:torch.Tensor, # (B, 1, X, Y, Z) HU windowed to [0, 1]
+            pair_map:torch.Tensor|None=None, # (B, X, Y, Z) long, k = pair k-1; None: one segment per scan
+            n_pairs:int|None=None, # P (default `pair_map.max()`)
+           ) -> torch.Tensor: # (P, out_dim) float32, or (B, out_dim) when `pair_map` is None
+    "The readout of every segment."
+    if pair_map is not None and n_pairs is None: n_pairs = int(pair_map.max())
+    x = self.channels(image); feat = encoder(x)
+    maps = [feat] + ([self.full(x)] if self.full is not None else [])
+    out = [pool_mean(f, pair_map, n_pairs) for f in maps]
+    if self.use_max: out += [pool_max(f, pair_map, n_pairs) for f in maps]
+    if self.thresholds is not None: out.append(self.histogram(image, pair_map, n_pairs))
+    if self.volume: out.append(self.log_volume(image, pair_map, n_pairs))
+    out = torch.cat(out, 1) if len(out) > 1 else out[0]
+    if self.norm is None: return out
+    with torch.autocast(out.device.type, enabled=False): return self.norm(out.float())

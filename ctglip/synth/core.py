@@ -20,11 +20,11 @@ from ..data.volume import Volume, load_volume, load_mask
 from .report import write_report, load_abnormalities, abnormality_columns
 
 # %% auto #0
-__all__ = ['SIZES', 'FOV_KINDS', 'META_COLUMNS', 'last_run', 'SynthConfig', 'check_config', 'inner_body', 'fat_fields', 'fat_map',
-           'Base', 'load_base', 'sample_geometry', 'visceral_fat', 'render_anatomy', 'enhancement', 'liver_segment',
-           'pole', 'pancreas_part', 'Canvas', 'paint_blob', 'draw_blobs', 'draw_wall', 'draw_effusion', 'draw_hydro',
-           'draw_aneurysm', 'draw_plaques', 'Case', 'make_case', 'iter_cases', 'check_case', 'assign_splits',
-           'volume_name', 'volume_path', 'write_case', 'generate', 'synth_cli']
+__all__ = ['SIZES', 'FOV_KINDS', 'META_COLUMNS', 'last_run', 'SynthConfig', 'check_config', 'split_config', 'inner_body',
+           'fat_fields', 'fat_map', 'Base', 'load_base', 'sample_geometry', 'visceral_fat', 'render_anatomy',
+           'enhancement', 'liver_segment', 'pole', 'pancreas_part', 'Canvas', 'paint_blob', 'draw_blobs', 'draw_wall',
+           'draw_effusion', 'draw_hydro', 'draw_aneurysm', 'draw_plaques', 'Case', 'make_case', 'iter_cases',
+           'check_case', 'assign_splits', 'volume_name', 'volume_path', 'write_case', 'generate', 'synth_cli']
 
 # %% ../../nbs/16_synth.core.ipynb #14c1e60c
 def _asset(name): return files('ctglip')/'assets'/name
@@ -66,6 +66,7 @@ class SynthConfig:
     mention_normal:float=0.75 # chance that a visible normal organ is described (free style)
     hedge_rate:float=0.12 # chance a conspicuous finding is hedged ("possible ..."); subtle ones more often
     splits:tuple=(0.8, 0.1, 0.1) # train, valid, test shares (by synthetic patient)
+    eval_prevalence:float=1.0 # multiplies the prevalence again in the valid and test splits: more positives to score (AUC does not depend on prevalence)
 
 def check_config(cfg:SynthConfig) -> SynthConfig:
     "Raise a `CtglipError` naming the bad setting of `cfg`; return it unchanged when it is usable."
@@ -76,7 +77,12 @@ def check_config(cfg:SynthConfig) -> SynthConfig:
         if bad or not sum(w for _, w in pairs) > 0: raise CtglipError(f"bad {what} weights {pairs!r} (names from {', '.join(known)}, weights >= 0, not all 0)")
     if not (0 < cfg.sat_scale[0] <= cfg.sat_scale[1] and 0 < cfg.upper_mm[0] <= cfg.upper_mm[1] and 0 < cfg.fov_margin[0] <= cfg.fov_margin[1]):
         raise CtglipError(f"bad ranges: sat_scale={cfg.sat_scale}, upper_mm={cfg.upper_mm}, fov_margin={cfg.fov_margin} (need 0 < lo <= hi)")
+    if not (cfg.prevalence > 0 and cfg.eval_prevalence > 0): raise CtglipError(f"prevalence and eval_prevalence must be > 0, got {cfg.prevalence}, {cfg.eval_prevalence}")
     return cfg
+
+def split_config(cfg:SynthConfig, split:str) -> SynthConfig:
+    "The settings a case of `split` is drawn with: `eval_prevalence` applied outside the training split."
+    return cfg if split == 'train' or cfg.eval_prevalence == 1 else replace(cfg, prevalence=cfg.prevalence * cfg.eval_prevalence)
 
 def _choice(rng, pairs):
     "One name of (name, weight) pairs, drawn by weight."
@@ -706,7 +712,7 @@ def _default_base(): return load_base()
 
 # %% ../../nbs/16_synth.core.ipynb #9a030764
 def iter_cases(n:int, seed:int=0, cfg:SynthConfig|None=None, base:Base|None=None, start:int=0):
-    "Yield `n` in-memory cases with indices start..start+n-1 (the cases `generate` writes for the same seed)."
+    "Yield `n` in-memory cases with indices start..start+n-1 (the cases `generate` writes for the same seed, training-split settings)."
     cfg = cfg or SynthConfig(); base = base or _default_base()
     for i in range(start, start + n): yield make_case(i, seed, cfg, base)
 
@@ -790,7 +796,7 @@ def _worker_init(out_dir, seed, cfg, base_key):
 
 def _worker_job(job):
     i, split, pid = job; t = time.process_time()
-    case = make_case(i, _W['seed'], _W['cfg'], _W['base'])
+    case = make_case(i, _W['seed'], split_config(_W['cfg'], split), _W['base'])
     return {**write_case(case, _W['out'], split, pid), 'cpu_s': time.process_time() - t}
 
 _README = """# SynthCT dataset
