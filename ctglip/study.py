@@ -224,7 +224,8 @@ def study_results(demo_dir, root, plan:list, n_boot:int=1000) -> dict:
         for key, row in over_seeds(R, m).iterrows(): groups.setdefault('-'.join(key), {})[m] = {k: float(v) for k, v in row.items()}
     visions, abl = sorted(set(R.vision)), sorted(set(R.ablation) - {'full'})
     P = {(v, s): paired(root, v, s, n_boot=n_boot) for v in visions for s in seeds}
-    abl_pair = {ab: {s: _ci(paired(root, 'cnn', s, ('ctglip', 'full'), ('ctglip', ab), n_boot)['auc']) for s in seeds} for ab in abl}
+    abl_pair = {ab: {s: _ci(paired(root, 'cnn', s, ('ctglip', 'full'), ('ctglip', ab), n_boot)['auc']) for s in seeds if ('run', 'ctglip', 'cnn', s, ab) in plan}
+                for ab in abl}   # over the seeds the plan ablates
     ceil = {s: ceiling_run(demo_dir, root, s, n_boot=n_boot) for s in seeds}; cm = np.array([c['mean']['auc'] for c in ceil.values()])
     inits = [i for i in INITS if any(k == 'ceiling' and m == i for k, m, *_ in plan)]
     ft = {(i, s): ceiling_run(demo_dir, root, s, n_boot=n_boot, init=i) for i in inits for s in seeds}
