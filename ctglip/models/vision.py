@@ -332,4 +332,7 @@ def forward(self:OrganReadout, encoder:nn.Module, # the vision encoder (a map of
     if self.volume: out.append(self.log_volume(image, pair_map, n_pairs))
     out = torch.cat(out, 1) if len(out) > 1 else out[0]
     if self.norm is None: return out
-    with torch.autocast(out.device.type, enabled=False): return self.norm(out.float())
+    with torch.autocast(out.device.type, enabled=False):
+        if self.training and out.shape[0] < 2:   # one segment has no batch statistics: the running ones
+            n = self.norm; return F.batch_norm(out.float(), n.running_mean, n.running_var, n.weight, n.bias, False, 0., n.eps)
+        return self.norm(out.float())
