@@ -50,6 +50,7 @@ class DataConfig:
     aug_hu_shift:float=20.0 # HU shifted by +- this *(ours)*
     aug_noise_hu:float=15.0 # std of Gaussian noise, HU, drawn in [0, this] *(ours)*
     val_split:str='valid' # split name of the validation pairs
+    keep_non_chest:bool=False # keep the volumes a dataset lists as not chest CTs (CT-RATE's no_chest_*.txt; default: left out)
     label_version:Literal['v1','v2']='v2' # TotalSegmentator id version of the masks
 
 # %% ../nbs/02_config.ipynb #15f2b398

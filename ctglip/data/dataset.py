@@ -61,7 +61,7 @@ def prepare_data(data, # a dataset folder, a pairs .jsonl file (scans.jsonl besi
         want, made = pairs_made(p, masks, cfg.data), _made(w)
         if kind == 'dataset' and not (pairs.is_file() and w.scans.is_file() and made == want):
             if made is not None and made != want: log.info(f"the pairs in {w.path} were made with {made}; re-pairing with {want}")
-            scans = find_scans(p, masks); log.info(f"pairing {len(scans)} scans of {p} into {w.path}")
+            scans = find_scans(p, masks, keep_non_chest=cfg.data.keep_non_chest); log.info(f"pairing {len(scans)} scans of {p} into {w.path}")
             write_scans(scans, w.scans); write_pairs(dataset_pairs(scans, cfg.data), pairs)
             with atomic_path(w.made) as t: Path(t).write_text(json.dumps(want, indent=1))
         scans = read_scans(w.scans)
@@ -118,7 +118,7 @@ def prepare_cli(argv:list[str]|None=None) -> int:
     if a.shard:
         i, n = parse_shard(a.shard)
         if data_kind(a.data) != 'dataset': raise CtglipError("--shard needs a dataset folder", a.data)
-        work = Work(Path(a.work) if a.work else default_work(a.data)); scans = find_scans(a.data, a.masks)
+        work = Work(Path(a.work) if a.work else default_work(a.data)); scans = find_scans(a.data, a.masks, keep_non_chest=cfg.data.keep_non_chest)
         made = pairs_made(a.data, a.masks, cfg.data); work.path.mkdir(parents=True, exist_ok=True)
         pair_shard(scans, work.pairs, cfg.data, made, (i, n), a.workers or os.cpu_count() or 1)
         if not unfinished_shards(scans, work.pairs, made, n): merge_pairs(scans, work.pairs, made, n)   # the last shard to finish

@@ -10,16 +10,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..core import CtglipError, atomic_path
+from ..core import CtglipError, atomic_path, get_logger
 
 # %% auto #0
-__all__ = ['NII', 'MASK_DIRS', 'MASKS_HELP', 'TABLE_DIRS', 'META_KEYS', 'PAIR_KEYS', 'scan_id', 'study_id', 'split_of',
-           'find_mask', 'read_reports', 'report_text', 'table_files', 'read_metadata', 'Scan', 'is_dataset',
-           'find_scans', 'write_pairs', 'read_pairs', 'pairs_by_scan', 'write_scans', 'read_scans', 'cache_name',
-           'default_work', 'Work', 'data_kind', 'shard_of', 'parse_shard']
+__all__ = ['NII', 'SPLITS', 'SPLIT_SUFFIXES', 'MASK_DIRS', 'MASKS_HELP', 'TABLE_DIRS', 'META_KEYS', 'PAIR_KEYS', 'scan_id',
+           'study_id', 'split_of', 'is_split_folder', 'is_v2_folder', 'find_mask', 'read_reports', 'report_text',
+           'table_files', 'read_metadata', 'Scan', 'non_chest', 'is_dataset', 'find_scans', 'write_pairs', 'read_pairs',
+           'pairs_by_scan', 'write_scans', 'read_scans', 'cache_name', 'default_work', 'Work', 'data_kind', 'shard_of',
+           'parse_shard']
 
 # %% ../../nbs/10a_data.layout.ipynb #6bcef787
 NII = ('.nii.gz', '.nii')
+SPLITS = ('train', 'valid', 'test')   # split names; a split folder may carry one of `SPLIT_SUFFIXES`
+SPLIT_SUFFIXES = ('_fixed', '_preprocessed')   # CT-RATE v2 (`train_fixed`), RadGenome-ChestCT's own volumes (`valid_preprocessed`)
 
 def scan_id(name) -> str:
     "The scan id of a volume file name or path: the name without `.nii.gz` / `.nii`."
@@ -34,16 +37,29 @@ def study_id(name) -> str:
     return '_'.join(parts[:3]) if len(parts) >= 4 else scan_id(name)
 
 def split_of(folder:str) -> str:
-    "The split named by a `dataset/` subfolder ('train_fixed' -> 'train')."
-    return folder[:-len('_fixed')] if folder.endswith('_fixed') else folder
+    "The split named by a `dataset/` subfolder ('train_fixed' -> 'train', 'valid_preprocessed' -> 'valid')."
+    return next((folder[:-len(x)] for x in SPLIT_SUFFIXES if folder.endswith(x)), folder)
+
+def is_split_folder(name:str) -> bool:
+    "Whether a subfolder of `dataset/` holds a split's volumes (`train`, `valid_fixed`, ...); CSV, mask and other folders do not."
+    return split_of(name) in SPLITS
+
+def is_v2_folder(name:str) -> bool:
+    "Whether a split folder holds CT-RATE v2 volumes (`*_fixed`), preferred over a v1 copy of the same volume."
+    return name.endswith('_fixed')
 
 # %% ../../nbs/10a_data.layout.ipynb #11f9127d
-MASK_DIRS = ('masks', 'segmentations')   # mask trees looked for inside a dataset folder
+MASK_DIRS = ('masks', 'segmentations', 'dataset/ts_seg/ts_total', 'ts_seg/ts_total')   # mask trees looked for inside a dataset folder; CT-RATE ships TotalSegmentator masks in ts_seg/ts_total
 
 def _mask_names(stem:str) -> list:
-    return [f"{stem}{e}" for e in NII] + [stem]
+    return [f"{stem}{e}" for e in NII] + [stem, f"seg_{stem}"]   # label map, per-class folder, RadGenome region folder
 
-MASKS_HELP = "folder of organ masks (label maps, per-class folders or RadGenome region-mask folders), flat or mirroring dataset/ (default: the dataset's masks/)"
+def _mask_rels(rel:Path) -> list:
+    "Folders a mirroring mask tree may keep a volume's mask in: its own, and for a v1 folder the v2 one (`ts_seg` mirrors `*_fixed`)."
+    if not rel.parts or is_v2_folder(rel.parts[0]) or not is_split_folder(rel.parts[0]): return [rel]
+    return [rel, Path(f"{split_of(rel.parts[0])}_fixed", *rel.parts[1:])]
+
+MASKS_HELP = "folder of organ masks (label maps, per-class folders or RadGenome seg_<volume> region folders), flat or mirroring dataset/ (default: the dataset's masks/, segmentations/ or CT-RATE's dataset/ts_seg/ts_total)"
 
 def find_mask(image, # the volume's path
               root=None, # the dataset folder (for trees mirroring `dataset/`)
@@ -57,7 +73,7 @@ def find_mask(image, # the volume's path
         except ValueError: rel = None
     cands = []
     for t in trees:
-        if rel is not None: cands += [t/rel/n for n in _mask_names(stem)]
+        if rel is not None: cands += [t/r/n for r in _mask_rels(rel) for n in _mask_names(stem)]
         cands += [t/n for n in _mask_names(stem)]
     cands += [image.parent/f"{stem}_seg{e}" for e in NII]
     return next((c for c in cands if c.exists()), None)
@@ -123,17 +139,45 @@ class Scan:
 def _is_volume(p:Path) -> bool:
     return p.name.endswith(NII) and not scan_id(p.name).endswith(('_seg', '_mask', '_organs'))
 
-def _ctrate_scans(root:Path, masks) -> list:
+def non_chest(root) -> dict:
+    "`{split: {scan id}}` of the volumes CT-RATE lists as not chest CTs (`no_chest_<split>.txt`, beside `dataset/` or in it)."
+    root, out = Path(root), {}
+    for f in sorted(root.glob('no_chest_*.txt')) + sorted((root/'dataset').glob('no_chest_*.txt')):
+        ids = {scan_id(l.strip()) for l in f.read_text(encoding='utf-8', errors='replace').splitlines() if l.strip()}
+        out.setdefault(split_of(f.stem[len('no_chest_'):]), set()).update(ids)
+    return out
+
+def _prefer_v2(found:list) -> tuple:
+    "(one (split folder, path) per scan id, number of v1 files set aside): the v2 file where a volume has v1 and v2; duplicates refused."
+    by, aside = {}, 0
+    for folder, img in found: by.setdefault(scan_id(img.name), []).append((folder, img))
+    out = []
+    for sid, fs in by.items():
+        v2 = [f for f in fs if is_v2_folder(f[0])]
+        if v2 and len(v2) < len(fs): aside += len(fs) - len(v2); fs = v2
+        if len(fs) > 1: raise CtglipError(f"scan id {sid!r} occurs twice: {fs[0][1]} and {fs[1][1]}")
+        out.append(fs[0])
+    return out, aside
+
+def _ctrate_scans(root:Path, masks, keep_non_chest:bool=False) -> list:
     reps = [read_reports(p) for p in table_files(root, 'radiology_text_reports')]
     rep = pd.concat(reps).drop_duplicates('scan_id').set_index('scan_id') if reps else None
     meta = {k: v for p in table_files(root, 'metadata') for k, v in read_metadata(p).items()}
+    found = [(d.name, img) for d in sorted(p for p in (root/'dataset').iterdir() if p.is_dir() and is_split_folder(p.name))
+             for img in sorted(p for p in d.rglob('*.nii*') if _is_volume(p))]
+    found, aside = _prefer_v2(found); log = get_logger('ctglip.data')
+    if aside: log.info(f"{root}: {aside} CT-RATE v1 volume(s) set aside for their v2 copy (dataset/*_fixed)")
+    drop = set() if keep_non_chest else set().union(*non_chest(root).values())
+    n_drop = sum(scan_id(img.name) in drop for _, img in found)
+    if n_drop: log.info(f"{root}: {n_drop} volume(s) listed in no_chest_*.txt (not chest CTs) left out; data.keep_non_chest=true keeps them")
     out = []
-    for split_dir in sorted(p for p in (root/'dataset').iterdir() if p.is_dir() and p.name not in TABLE_DIRS):
-        for img in sorted(p for p in split_dir.rglob('*.nii*') if _is_volume(p)):
-            sid = scan_id(img.name); r = rep.loc[sid] if rep is not None and sid in rep.index else None
-            m = find_mask(img, root, masks)
-            out.append(Scan(sid, split_of(split_dir.name), str(img), None if m is None else str(m),
-                            '' if r is None else r.findings, '' if r is None else r.impression, meta.get(sid)))
+    for folder, img in found:
+        sid = scan_id(img.name)
+        if sid in drop: continue
+        r = rep.loc[sid] if rep is not None and sid in rep.index else None
+        m = find_mask(img, root, masks)
+        out.append(Scan(sid, split_of(folder), str(img), None if m is None else str(m),
+                        '' if r is None else r.findings, '' if r is None else r.impression, meta.get(sid)))
     return out
 
 def _csv_scans(root:Path, masks) -> list:
@@ -151,16 +195,19 @@ def is_dataset(path) -> bool:
     p = Path(path); return p.is_dir() and ((p/'dataset').is_dir() or (p/'scans.csv').is_file())
 
 def find_scans(root, # a dataset folder
-               masks=None, # a folder of organ masks (default: the dataset's masks/ or segmentations/)
-               splits=None) -> list: # keep only these splits (None = all)
+               masks=None, # a folder of organ masks (default: the dataset's masks/, segmentations/ or dataset/ts_seg/ts_total)
+               splits=None, # keep only these splits (None = all)
+               keep_non_chest:bool=False) -> list: # keep the volumes listed in no_chest_*.txt (default: left out)
     "The scans of a dataset folder, sorted by scan id."
     root = Path(root)
     if not is_dataset(root): raise CtglipError("not a dataset folder (no dataset/ folder and no scans.csv)", root)
     if masks is not None and not Path(masks).is_dir(): raise CtglipError("masks folder not found", masks)
-    scans = _csv_scans(root, masks) if (root/'scans.csv').is_file() else _ctrate_scans(root, masks)
+    scans = _csv_scans(root, masks) if (root/'scans.csv').is_file() else _ctrate_scans(root, masks, keep_non_chest)
     if not scans: raise CtglipError("no volumes found (dataset/<split>/.../<name>.nii.gz or scans.csv)", root)
     dup = pd.Series([s.scan_id for s in scans]).duplicated()
-    if dup.any(): raise CtglipError(f"scan id {scans[int(dup.idxmax())].scan_id!r} occurs twice", root)
+    if dup.any():
+        sid = scans[int(dup.idxmax())].scan_id; a, b = [s.image for s in scans if s.scan_id == sid][:2]
+        raise CtglipError(f"scan id {sid!r} occurs twice: {a} and {b}", root)
     return sorted((s for s in scans if not splits or s.split in splits), key=lambda s: s.scan_id)
 
 # %% ../../nbs/10a_data.layout.ipynb #d9323bff

@@ -162,7 +162,7 @@ def scan_pairs(scan:Scan, # a scan with its mask and report
     return make_pairs(scan.scan_id, org, scan.findings, impression=scan.impression, split=scan.split, unmentioned=um, stats=stats,
                       keep_truncated=d.keep_truncated, truncated_units=d.truncated_units, lung_units=d.lung_units)
 
-POLICY_KEYS = ('label_version', 'unmentioned_as_normal', 'keep_truncated', 'truncated_units', 'lung_units') # DataConfig fields pairing reads
+POLICY_KEYS = ('label_version', 'unmentioned_as_normal', 'keep_truncated', 'truncated_units', 'lung_units', 'keep_non_chest') # DataConfig fields pairing reads (or the scans it pairs)
 
 def pairing_policy(data_cfg) -> dict:
     "The config values pairing depends on (recorded with the pairs they made; JSON types, so a read-back record compares equal)."
@@ -310,7 +310,7 @@ def pairs_cli(argv:list|None=None) -> int:
     d = override(config_from_args(a), ov).data
     out = Path(a.out); pf = out if out.name.endswith('.jsonl') else out/'pairs.jsonl'
     units, rst = (None, None) if a.radgenome is None else _radgenome_units(a.radgenome, d.lung_units)
-    scans = find_scans(a.dataset_dir, a.masks, a.splits); made = pairs_made(a.dataset_dir, a.masks, d, a.splits, a.radgenome)
+    scans = find_scans(a.dataset_dir, a.masks, a.splits, d.keep_non_chest); made = pairs_made(a.dataset_dir, a.masks, d, a.splits, a.radgenome)
     if a.shard is None and a.merge:
         ns = _shard_counts(pf)
         if len(ns) != 1: raise CtglipError(f"cannot tell the shard count: shard files for N in {ns or 'none'}; give --shard I/N", pf.parent)

@@ -12,7 +12,7 @@ from scipy.stats import rankdata
 from ..core import CtglipError
 
 # %% auto #0
-__all__ = ['THRESHOLD_METRICS', 'roc_auc', 'roc_curve', 'youden_threshold', 'binary_metrics', 'bootstrap_idx',
+__all__ = ['THRESHOLD_METRICS', 'roc_auc', 'roc_curve', 'youden_threshold', 'count_metrics', 'binary_metrics', 'bootstrap_idx',
            'bootstrap_metrics', 'percentile_ci', 'binary_report', 'youden_thresholds', 'scan_counts', 'weighted_auc',
            'weighted_at_threshold', 'scan_bootstrap', 'paired_bootstrap', 'topk_accuracy', 'confusion',
            'per_class_accuracy', 'recall_at_k']
@@ -56,17 +56,23 @@ def youden_threshold(y, # (N,) 0/1 labels
 # %% ../../nbs/40_eval.metrics.ipynb #50bfdbae
 THRESHOLD_METRICS = ('f1', 'accuracy', 'sensitivity', 'specificity')
 
-def _from_counts(tp, fp, fn, tn):
-    "F1, accuracy, sensitivity, specificity from confusion counts (arrays of one shape; weights allowed)."
-    with np.errstate(invalid='ignore', divide='ignore'):
-        sens = tp/(tp + fn); spec = tn/(tn + fp)
-        f1 = np.where(2*tp + fp + fn > 0, 2*tp/np.maximum(2*tp + fp + fn, 1), 0.)
-        return dict(f1=f1, accuracy=(tp + tn)/(tp + fp + fn + tn), sensitivity=sens, specificity=spec)
+def _ratio(a, b, empty):
+    "a / b, `empty` where b is 0."
+    with np.errstate(invalid='ignore', divide='ignore'): return np.where(b > 0, a / np.where(b > 0, b, 1), empty)
+
+def count_metrics(tp, fp, fn, tn) -> dict:
+    "F1, weighted F1, accuracy, precision, sensitivity (recall), specificity from confusion counts (arrays of one shape; weights allowed)."
+    tp, fp, fn, tn = (np.asarray(v, np.float64) for v in (tp, fp, fn, tn))
+    f1, f1_neg = _ratio(2*tp, 2*tp + fp + fn, 0.), _ratio(2*tn, 2*tn + fn + fp, 0.)   # F1 of the positive and of the negative class
+    n = tp + fp + fn + tn
+    return dict(f1=f1, f1_weighted=_ratio(f1*(tp + fn) + f1_neg*(tn + fp), n, np.nan), accuracy=_ratio(tp + tn, n, np.nan),
+                precision=_ratio(tp, tp + fp, 0.), sensitivity=_ratio(tp, tp + fn, np.nan), specificity=_ratio(tn, tn + fp, np.nan))
 
 def _at_threshold(y, s, t):
     "F1, accuracy, sensitivity, specificity along the last axis at threshold `t`."
     p = s >= t
-    return _from_counts((p & y).sum(-1), (p & ~y).sum(-1), (~p & y).sum(-1), (~p & ~y).sum(-1))
+    m = count_metrics((p & y).sum(-1), (p & ~y).sum(-1), (~p & y).sum(-1), (~p & ~y).sum(-1))
+    return {k: m[k] for k in THRESHOLD_METRICS}
 
 def binary_metrics(y, # (N,) 0/1 labels
                    s, # (N,) scores
@@ -128,13 +134,22 @@ def youden_thresholds(labels, # (N, T) 0/1 labels of validation cases, NaN = not
 # %% ../../nbs/40_eval.metrics.ipynb #c1a0f005
 def scan_counts(scan_ids, # (N,) the scan of each case (a scan may hold several cases)
                 n_boot:int=1000, # resamples
-                seed:int=0): # seed of the resampling
-    "(inv, counts): each case's scan index (N,) into the sorted distinct scans, and (n_boot, S) draws per scan."
-    scans, inv = np.unique(np.asarray(scan_ids).astype(str), return_inverse=True); S = len(scans)
+                seed:int=0, # seed of the resampling
+                studies=None): # (N,) the study of each case; None: every scan its own study
+    "(inv, counts): each case's scan index (N,) into the sorted distinct scans, and (n_boot, S) draws per scan (whole studies drawn)."
+    scans, first, inv = np.unique(np.asarray(scan_ids).astype(str), return_index=True, return_inverse=True); S = len(scans)
     if S == 0: raise CtglipError("no scans to resample")
-    d = np.random.default_rng(seed).integers(0, S, (n_boot, S))
-    counts = np.bincount((d + S*np.arange(n_boot)[:, None]).ravel(), minlength=n_boot*S).reshape(n_boot, S)
-    return inv.reshape(-1), counts
+    if studies is None: of = np.arange(S)
+    else:
+        st = np.asarray(studies).astype(str)
+        if st.shape != inv.reshape(-1).shape: raise CtglipError(f"{len(st)} study ids for {inv.size} rows")
+        if (st != st[first][inv.reshape(-1)]).any(): raise CtglipError("a scan belongs to two studies")
+        u, at, of = np.unique(st[first], return_index=True, return_inverse=True)
+        of = np.argsort(np.argsort(at, kind='stable'), kind='stable')[of.reshape(-1)]   # studies numbered by their first scan
+    G = int(of.max()) + 1
+    d = np.random.default_rng(seed).integers(0, G, (n_boot, G))
+    counts = np.bincount((d + G*np.arange(n_boot)[:, None]).ravel(), minlength=n_boot*G).reshape(n_boot, G)
+    return inv.reshape(-1), counts[:, of]
 
 def weighted_auc(y, # (n,) 0/1 labels
                  s, # (n,) scores
@@ -155,9 +170,9 @@ def weighted_at_threshold(y, # (n,) 0/1 labels
                           s, # (n,) scores
                           t:float, # threshold (positive when s >= t)
                           w): # (B, n) case weights
-    "(B,) F1, accuracy, sensitivity, specificity of each weighting at threshold `t`."
+    "(B,) `count_metrics` (F1, weighted F1, accuracy, precision, sensitivity, specificity) of each weighting at threshold `t`."
     y, s = _check_binary(y, s); w = np.atleast_2d(np.asarray(w, np.float64)); p = s >= t
-    return _from_counts(w @ (p & y), w @ (p & ~y), w @ (~p & y), w @ (~p & ~y))
+    return count_metrics(w @ (p & y), w @ (p & ~y), w @ (~p & y), w @ (~p & ~y))
 
 # %% ../../nbs/40_eval.metrics.ipynb #c1a0f009
 def _task_draws(y, s, inv, counts, thr, metrics):
@@ -186,10 +201,11 @@ def scan_bootstrap(labels, # (N, T) 0/1 labels, NaN where a row is not a case of
                    scan_ids, # (N,) the scan of each row
                    thresholds=None, # (T,) fixed (validation) thresholds; None/NaN: no threshold metrics
                    n_boot:int=1000, # resamples
-                   seed:int=0): # seed of the resampling
+                   seed:int=0, # seed of the resampling
+                   studies=None): # (N,) the study of each row (whole studies resampled); None: scans
     "Each metric of each task on `n_boot` scan-level resamples: dict of (n_boot, T) arrays (NaN where undefined)."
     y, s, thr = _tasks(labels, scores, scan_ids, thresholds)
-    inv, counts = scan_counts(scan_ids, n_boot, seed)
+    inv, counts = scan_counts(scan_ids, n_boot, seed, studies)
     return _task_draws(y, s, inv, counts, thr, ('auc',) + THRESHOLD_METRICS)
 
 # %% ../../nbs/40_eval.metrics.ipynb #c1a0f012
@@ -202,13 +218,14 @@ def paired_bootstrap(scores_a, # (N, T) scores of model A (NaN where a row is no
                      seed:int=0, # seed of the resampling
                      alpha:float=0.05, # 1 - confidence level
                      thresholds_a=None, thresholds_b=None, # (T,) validation thresholds of A and B (threshold metrics)
-                     tasks=None): # (T,) task names for `per_task`
+                     tasks=None, # (T,) task names for `per_task`
+                     studies=None): # (N,) the study of each row (whole studies resampled); None: scans
     "Scan-level paired bootstrap of A minus B: dict(metric, estimate, ci, a, b, per_task, n_scans, n_boot, seed)."
     if metric not in ('auc',) + THRESHOLD_METRICS: raise CtglipError(f"unknown metric {metric!r} (use auc or one of {', '.join(THRESHOLD_METRICS)})")
     if metric != 'auc' and (thresholds_a is None or thresholds_b is None):
         raise CtglipError(f"{metric} needs the validation thresholds of both models (thresholds_a, thresholds_b)")
     y, sa, ta = _tasks(labels, scores_a, scan_ids, thresholds_a); _, sb, tb = _tasks(labels, scores_b, scan_ids, thresholds_b)
-    inv, counts = scan_counts(scan_ids, n_boot, seed)
+    inv, counts = scan_counts(scan_ids, n_boot, seed, studies)
     def both(c):
         a, b = (_task_draws(y, s, inv, c, t, (metric,))[metric] for s, t in ((sa, ta), (sb, tb)))
         bad = np.isnan(a) | np.isnan(b); a[bad] = b[bad] = np.nan
