@@ -16,11 +16,12 @@ from ..core import CtglipError, atomic_path
 from .report import Lexicon, parse_report, phrase_pattern
 
 # %% auto #0
-__all__ = ['LABEL_SETS', 'load_label_set', 'label_names', 'label_lexicon', 'text_labels', 'labels_frame', 'label_scores',
-           'labels_cli']
+__all__ = ['LABEL_SETS', 'LABEL_SUBSETS', 'load_label_set', 'label_names', 'label_lexicon', 'text_labels', 'labels_frame',
+           'label_scores', 'labels_cli']
 
 # %% ../../nbs/12_data.labels.ipynb #23ff523b
-LABEL_SETS = {'ct-rate': 'ctrate_labels.csv', 'synthct': 'synthct_abnormalities.csv'}
+LABEL_SETS = {'ct-rate': 'ctrate_labels.csv', 'ct-rate-16': 'ctrate_labels.csv', 'synthct': 'synthct_abnormalities.csv'}
+LABEL_SUBSETS = {'ct-rate-16': ('Medical material', 'Mosaic attenuation pattern')}   # labels a set leaves out of its file: the 16-label table of fVLM and ViSD-Boost
 
 def _asset(name): return files('ctglip')/'assets'/name
 
@@ -34,7 +35,7 @@ def _label_table(label_set):
         syn = lambda r: [r['name'], *[s for s in r.get('synonyms', '').split('|') if s.strip()]]
         df = pd.DataFrame(dict(name=df['column'], organ=df['organ'], context='', exclude='',
                                patterns=[';'.join(phrase_pattern(s) for s in syn(r)) for r in df.to_dict('records')]))
-    return df
+    return df[~df.name.isin(LABEL_SUBSETS.get(label_set, ()))].reset_index(drop=True)
 
 def load_label_set(label_set:str='ct-rate') -> pd.DataFrame:
     "The rule table of a label set: `name` (the output column), `organ`, `patterns`, `context`, `exclude`."

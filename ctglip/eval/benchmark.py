@@ -14,11 +14,11 @@ import pandas as pd
 
 from ..core import CtglipError, atomic_path, get_device, get_logger
 from ..anatomy import pair_organs, units_of
-from ..data.layout import study_id, read_scans, read_pairs, table_files, MASKS_HELP
+from ..data.layout import study_id, read_scans, read_pairs, table_files, is_dataset, non_chest, MASKS_HELP
 from ..data.public import read_labels
 from ..data.labels import LABEL_SETS, load_label_set, label_names
 from ..prompts import MODES, Protocol
-from .metrics import roc_auc, youden_thresholds, scan_bootstrap, percentile_ci
+from .metrics import roc_auc, youden_thresholds, corner_thresholds, count_metrics, scan_bootstrap, percentile_ci
 from .zeroshot import abnormality_scores, _norm
 from .core import embed, text_encoder
 from ..data.pairing import scan_pairs
@@ -27,7 +27,7 @@ from ..data.dataset import CacheDataset, make_loader, prepare_data
 from ..train import load_run
 
 # %% auto #0
-__all__ = ['CALIB_FRACTION', 'CALIB_SALT', 'SCAN_TEXT', 'TABLE_METRICS', 'SCORING', 'study_hash', 'calibration_mask',
+__all__ = ['CALIB_FRACTION', 'CALIB_SALT', 'SCAN_TEXT', 'TABLE_METRICS', 'PROTOCOLS', 'SCORING', 'study_hash', 'calibration_mask',
            'dataset_label_files', 'detect_label_set', 'label_text', 'label_table', 'scan_embeddings', 'label_scores',
            'at_threshold', 'benchmark_table', 'benchmark_metrics', 'markdown_table', 'metrics_frame',
            'benchmark_embeddings', 'unreported_units', 'benchmark_loader', 'not_scored', 'benchmark', 'write_benchmark',
@@ -121,25 +121,24 @@ def label_scores(scans:tuple, # `scan_embeddings` output: (ids, (S, E) scan embe
 def at_threshold(y, # (N, L) 0/1 labels
                  s, # (N, L) scores
                  t) -> dict: # (L,) thresholds (NaN: none, every metric NaN)
-    "{metric: (L,)} F1, accuracy, precision, recall, specificity of `s >= t` (NaN where undefined)."
+    "{metric: (L,)} F1 (positive class), weighted F1, accuracy, precision, recall, specificity of `s >= t` (`count_metrics`' rule where undefined)."
     y, s, t = np.asarray(y, bool), np.asarray(s, np.float64), np.asarray(t, np.float64)
     p = s >= t; ok = np.isfinite(t)
-    tp, fp, fn, tn = ((p & y).sum(0), (p & ~y).sum(0), (~p & y).sum(0), (~p & ~y).sum(0))
-    def ratio(a, b):
-        with np.errstate(invalid='ignore', divide='ignore'): return np.where(ok & (b > 0), a / np.maximum(b, 1), np.nan)
-    return dict(f1=ratio(2*tp, 2*tp + fp + fn), accuracy=ratio(tp + tn, tp + fp + fn + tn), precision=ratio(tp, tp + fp),
-                recall=ratio(tp, tp + fn), specificity=ratio(tn, tn + fp))
+    m = count_metrics((p & y).sum(0), (p & ~y).sum(0), (~p & y).sum(0), (~p & ~y).sum(0))
+    name = dict(f1='f1', f1_weighted='f1_weighted', accuracy='accuracy', precision='precision', recall='sensitivity', specificity='specificity')
+    return {k: np.where(ok, m[v], np.nan) for k, v in name.items()}
 
 # %% ../../nbs/46_eval.benchmark.ipynb #a086ac68
-TABLE_METRICS = ('auc', 'f1', 'accuracy', 'precision', 'recall', 'specificity')
+TABLE_METRICS = ('auc', 'f1', 'f1_weighted', 'accuracy', 'precision', 'recall', 'specificity')
 
 def benchmark_table(y, # (N, L) 0/1 labels of the scored scans
                     s, # (N, L) their scores
                     scan_ids:Sequence[str], # (N,) scan of each row (the bootstrap unit)
                     thresholds, # (L,) thresholds chosen on other scans (NaN: none)
                     names:Sequence[str], # (L,) label names
-                    n_boot:int=1000, seed:int=0, alpha:float=0.05) -> tuple:
-    "(per-label DataFrame, macro dict): AUC with its CI, F1 with its CI, accuracy, precision, recall, specificity, counts."
+                    n_boot:int=1000, seed:int=0, alpha:float=0.05,
+                    studies:Sequence[str]|None=None) -> tuple: # (N,) study of each row: whole studies resampled (None: scans)
+    "(per-label DataFrame, macro dict): AUC with its CI, F1 with its CI, weighted F1, accuracy, precision, recall, specificity, counts."
     y, s, t = np.asarray(y, np.float64), np.asarray(s, np.float64), np.asarray(thresholds, np.float64)
     df = pd.DataFrame(dict(auc=roc_auc(y.T.astype(int), s.T), **at_threshold(y, s, t)), index=pd.Index(list(names), name='label'))
     df['n_pos'], df['n'], df['threshold'] = y.sum(0).astype(int), len(y), t
@@ -148,7 +147,7 @@ def benchmark_table(y, # (N, L) 0/1 labels of the scored scans
     macro['n_labels'] = int(keep.sum())
     for k in ('auc', 'f1'): df[f'{k}_lo'] = df[f'{k}_hi'] = np.nan; macro[f'{k}_lo'] = macro[f'{k}_hi'] = np.nan
     if n_boot > 0 and len(y):
-        b = scan_bootstrap(y, s, scan_ids, t, n_boot, seed)
+        b = scan_bootstrap(y, s, scan_ids, t, n_boot, seed, studies)
         for k in ('auc', 'f1'):
             ci = np.array([percentile_ci(b[k][:, j], alpha) if np.isfinite(df[k].iat[j]) else (np.nan, np.nan) for j in range(len(df))])
             df[f'{k}_lo'], df[f'{k}_hi'] = ci[:, 0], ci[:, 1]
@@ -165,49 +164,57 @@ def _num(v):
     if isinstance(v, (int, np.integer)): return int(v)
     v = float(v); return v if np.isfinite(v) else None
 
+PROTOCOLS = ('ctglip', 'ctclip') # thresholds and F1: ours (held out, positive class) or the published tables' (on the scored set, weighted)
+
 def benchmark_metrics(scores:pd.DataFrame, # (scored scans x labels) scores, indexed by scan id
                       labels:pd.DataFrame, # (scans x labels) 0/1, indexed by scan id (holds every scan of both parts)
-                      cal_scores:pd.DataFrame, # (calibration scans x labels) scores, never scored
-                      n_boot:int=1000, seed:int=0, alpha:float=0.05) -> dict:
-    "The metrics record: per-label AUC (CI), F1 (CI), accuracy, precision, recall, counts and threshold; macro AUC and F1."
+                      cal_scores:pd.DataFrame|None, # (calibration scans x labels) scores, never scored (protocol ctclip: None)
+                      n_boot:int=1000, seed:int=0, alpha:float=0.05,
+                      protocol:str='ctglip') -> dict: # 'ctglip': Youden thresholds on `cal_scores`; 'ctclip': ROC-corner thresholds on `scores`
+    "The metrics record: per-label AUC (CI), F1 (CI), weighted F1, accuracy, precision, recall, counts and threshold; macro means; scans and studies scored."
+    if protocol not in PROTOCOLS: raise CtglipError(f"unknown protocol {protocol!r} (use {' or '.join(PROTOCOLS)})")
+    if protocol == 'ctclip' and cal_scores is not None and len(cal_scores): raise CtglipError("protocol ctclip picks thresholds on the scored scans: no calibration part")
+    cal_scores = scores.iloc[:0] if cal_scores is None else cal_scores
     both = scores.index.intersection(cal_scores.index)
     if len(both): raise CtglipError(f"{len(both)} scan(s) (e.g. {both[0]!r}) are both scored and used for thresholds")
     if not len(scores): raise CtglipError("no scored scans")
     nolab = [s for s in scores.index.append(cal_scores.index) if s not in labels.index]
     if nolab: raise CtglipError(f"{len(nolab)} scan(s) without labels (e.g. {nolab[0]!r})")
     names = list(scores.columns)
-    thr = youden_thresholds(labels.loc[cal_scores.index, names].values, cal_scores[names].values) if len(cal_scores) else np.full(len(names), np.nan)
-    tab, mac = benchmark_table(labels.loc[scores.index, names].values, scores.values, list(scores.index), thr, names, n_boot, seed, alpha)
+    if protocol == 'ctclip': thr = corner_thresholds(labels.loc[scores.index, names].values, scores[names].values)
+    else: thr = youden_thresholds(labels.loc[cal_scores.index, names].values, cal_scores[names].values) if len(cal_scores) else np.full(len(names), np.nan)
+    studies = [study_id(s) for s in scores.index]
+    tab, mac = benchmark_table(labels.loc[scores.index, names].values, scores.values, list(scores.index), thr, names, n_boot, seed, alpha, studies)
     ci = lambda r, k: None if np.isnan(r[f'{k}_lo']) else [_num(r[f'{k}_lo']), _num(r[f'{k}_hi'])]
-    lab = {n: dict(auc=_num(r['auc']), auc_ci=ci(r, 'auc'), f1=_num(r['f1']), f1_ci=ci(r, 'f1'), accuracy=_num(r['accuracy']),
+    lab = {n: dict(auc=_num(r['auc']), auc_ci=ci(r, 'auc'), f1=_num(r['f1']), f1_ci=ci(r, 'f1'), f1_weighted=_num(r['f1_weighted']), accuracy=_num(r['accuracy']),
                    precision=_num(r['precision']), recall=_num(r['recall']), specificity=_num(r['specificity']), n_pos=int(r['n_pos']),
                    n=int(r['n']), threshold=_num(r['threshold'])) for n, r in tab.iterrows()}
     return dict(labels=lab, macro_auc=_num(mac['auc']), macro_auc_ci=None if np.isnan(mac['auc_lo']) else [_num(mac['auc_lo']), _num(mac['auc_hi'])],
                 macro_f1=_num(mac['f1']), macro_f1_ci=None if np.isnan(mac['f1_lo']) else [_num(mac['f1_lo']), _num(mac['f1_hi'])],
-                macro_accuracy=_num(mac['accuracy']), macro_precision=_num(mac['precision']), macro_recall=_num(mac['recall']),
-                n_labels_macro=mac['n_labels'], n_scans=len(scores), n_calibration=len(cal_scores))
+                macro_f1_weighted=_num(mac['f1_weighted']), macro_accuracy=_num(mac['accuracy']), macro_precision=_num(mac['precision']), macro_recall=_num(mac['recall']),
+                n_labels_macro=mac['n_labels'], n_scans=len(scores), n_studies=len(set(studies)), n_calibration=len(cal_scores))
 
 # %% ../../nbs/46_eval.benchmark.ipynb #775a36fc
 def _pct(v, d=1): return '–' if v is None else f"{100 * v:.{d}f}"
 
 def markdown_table(res:dict) -> str:
     "The per-label table in the CT-CLIP / fVLM layout (percent), the macro mean in the last row."
-    head = '| Abnormality | AUC | AUC 95% CI | F1 | Accuracy | Precision | Recall | Positives |\n|---|---|---|---|---|---|---|---|'
+    head = '| Abnormality | AUC | AUC 95% CI | F1 (positive class) | F1 (weighted) | Accuracy | Precision | Recall | Positives |\n|---|---|---|---|---|---|---|---|---|'
     ci = lambda c: '–' if not c else f"{_pct(c[0])}–{_pct(c[1])}"
-    rows = [f"| {n} | {_pct(m['auc'])} | {ci(m['auc_ci'])} | {_pct(m['f1'])} | {_pct(m['accuracy'])} | {_pct(m['precision'])} | "
+    rows = [f"| {n} | {_pct(m['auc'])} | {ci(m['auc_ci'])} | {_pct(m['f1'])} | {_pct(m.get('f1_weighted'))} | {_pct(m['accuracy'])} | {_pct(m['precision'])} | "
             f"{_pct(m['recall'])} | {m['n_pos']}/{m['n']} |" for n, m in res['labels'].items()]
     rows.append(f"| **Mean ({res['n_labels_macro']} labels)** | **{_pct(res['macro_auc'])}** | {ci(res.get('macro_auc_ci'))} | "
-                f"**{_pct(res['macro_f1'])}** | {_pct(res.get('macro_accuracy'))} | {_pct(res.get('macro_precision'))} | "
+                f"**{_pct(res['macro_f1'])}** | {_pct(res.get('macro_f1_weighted'))} | {_pct(res.get('macro_accuracy'))} | {_pct(res.get('macro_precision'))} | "
                 f"{_pct(res.get('macro_recall'))} | |")
     return '\n'.join([head, *rows])
 
 def metrics_frame(res:dict) -> pd.DataFrame:
     "The per-label table as fractions (one row per label and a `macro` row): the CSV."
-    rows = [dict(label=n, auc=m['auc'], auc_lo=(m['auc_ci'] or [None])[0], auc_hi=(m['auc_ci'] or [None, None])[1], f1=m['f1'],
+    rows = [dict(label=n, auc=m['auc'], auc_lo=(m['auc_ci'] or [None])[0], auc_hi=(m['auc_ci'] or [None, None])[1], f1=m['f1'], f1_weighted=m.get('f1_weighted'),
                  accuracy=m['accuracy'], precision=m['precision'], recall=m['recall'], specificity=m['specificity'],
                  n_pos=m['n_pos'], n=m['n'], threshold=m['threshold']) for n, m in res['labels'].items()]
     ci = res.get('macro_auc_ci') or [None, None]
-    rows.append(dict(label='macro', auc=res['macro_auc'], auc_lo=ci[0], auc_hi=ci[1], f1=res['macro_f1'], accuracy=res.get('macro_accuracy'),
+    rows.append(dict(label='macro', auc=res['macro_auc'], auc_lo=ci[0], auc_hi=ci[1], f1=res['macro_f1'], f1_weighted=res.get('macro_f1_weighted'), accuracy=res.get('macro_accuracy'),
                      precision=res.get('macro_precision'), recall=res.get('macro_recall')))
     return pd.DataFrame(rows)
 
@@ -219,12 +226,16 @@ def benchmark_embeddings(emb:dict, # `embed` output of the split to score
                          threshold_emb:dict|None=None, # `embed` output of another split for the thresholds; None: the calibration part
                          calib_fraction:float=CALIB_FRACTION, # share of the split's studies in the calibration part
                          protocol:Protocol|None=None, # prompt mode and ensembling (default `Protocol()`)
-                         n_boot:int=1000, seed:int=0, alpha:float=0.05) -> tuple:
+                         n_boot:int=1000, seed:int=0, alpha:float=0.05,
+                         scoring:str='ctglip') -> tuple: # `PROTOCOLS`: 'ctclip' scores every scan, thresholds on them
     "(metrics record, per-scan scores frame with `part`): the zero-shot benchmark of one model on one split."
     p = protocol or Protocol(); names = list(table.name)
     sc, gr = label_scores(scan_embeddings(emb), table, encode, p.mode, p.ensemble)
     sc, gr = sc[sc.index.isin(labels.index)], gr[gr.index.isin(labels.index)]   # unlabelled scans: counted by `not_scored`
-    if threshold_emb is None:
+    if scoring == 'ctclip':
+        if threshold_emb is not None: raise CtglipError("protocol ctclip picks thresholds on the scored split: no --threshold-split")
+        cal_sc = None
+    elif threshold_emb is None:
         cal = calibration_mask(sc.index, calib_fraction); cal_sc = sc[cal]; sc, gr = sc[~cal], gr[~cal]
         if not len(cal_sc) or not len(sc):
             raise CtglipError(f"the calibration part ({calib_fraction:g} of {len({study_id(s) for s in cal_sc.index.union(sc.index)})} studies) "
@@ -233,10 +244,10 @@ def benchmark_embeddings(emb:dict, # `embed` output of the split to score
         cal_sc = label_scores(scan_embeddings(threshold_emb), table, encode, p.mode, p.ensemble)[0]
         cal_sc = cal_sc[cal_sc.index.isin(labels.index)]
         if not len(cal_sc): raise CtglipError("the threshold split has no labelled scan with an organ in the model input")
-    res = benchmark_metrics(sc, labels, cal_sc, n_boot, seed, alpha)
+    res = benchmark_metrics(sc, labels, cal_sc, n_boot, seed, alpha, scoring)
     units = table.set_index('name').units
     for n in names: res['labels'][n].update(units=list(units[n]), n_grounded=int(gr[n].sum()))
-    out = pd.concat([sc.assign(part='scored'), cal_sc.assign(part='calibration')])
+    out = pd.concat([sc.assign(part='scored')] + ([] if cal_sc is None else [cal_sc.assign(part='calibration')]))
     return res, out[['part', *names]]
 
 # %% ../../nbs/46_eval.benchmark.ipynb #01fd532b
@@ -311,13 +322,16 @@ SCORING = ("per label: the zero-shot probability (sigmoid of the similarity to t
            "has none); CT-GLIP's scan embedding is the L2-normalised mean of its unit embeddings, CLIP's its own")
 
 def _protocol(a, p:Protocol, res:dict, files, label_set) -> dict:
-    th = dict(rule='youden', on=f"split {a.threshold_split}") if a.threshold_split else \
+    th = dict(rule='roc corner', on=f"the scored scans of split {a.split}") if a.protocol == 'ctclip' else \
+         dict(rule='youden', on=f"split {a.threshold_split}") if a.threshold_split else \
          dict(rule='youden', on=f"calibration part of split {a.split}", fraction=a.calib_fraction,
               draw=f"sha1('{CALIB_SALT}:' + study id) / 16**12 < fraction (first 12 hex digits)", unit='study')
-    return dict(level=res.pop('level'), label_set=label_set, labels_files=[str(f) for f in files], prompts=p.record()['prompts'],
+    return dict(name=a.protocol, f1='weighted F1 (f1_weighted) as the published tables; f1: positive class' if a.protocol == 'ctclip' else 'f1: positive class (f1_weighted: as the published tables)',
+                level=res.pop('level'), label_set=label_set, labels_files=[str(f) for f in files], prompts=p.record()['prompts'],
                 ensemble=p.ensemble, prompt_organ_without_unit=SCAN_TEXT, scoring=SCORING, threshold=th,
-                bootstrap=dict(n_boot=a.n_boot, seed=a.seed, unit='scan', ci='95% percentile'),
-                macro='mean over the labels whose scored part holds both classes', not_scored=res.pop('not_scored'))
+                bootstrap=dict(n_boot=a.n_boot, seed=a.seed, unit='study (its reconstructions together)', ci='95% percentile'),
+                macro='mean over the labels whose scored part holds both classes', not_scored=res.pop('not_scored'),
+                non_chest_left_out=res.pop('non_chest_left_out', 0))
 
 def evaluate_parser() -> argparse.ArgumentParser:
     "The options of `ctglip evaluate`."
@@ -333,6 +347,8 @@ def evaluate_parser() -> argparse.ArgumentParser:
     ap.add_argument('--masks', default=None, help=MASKS_HELP)
     ap.add_argument('--threshold-split', default=None, help='choose thresholds on this whole split instead of a calibration part of --split')
     ap.add_argument('--calib-fraction', type=float, default=CALIB_FRACTION, help=f'share of the studies of --split that calibrates the thresholds (default {CALIB_FRACTION})')
+    ap.add_argument('--protocol', default='ctglip', choices=list(PROTOCOLS), help='ctglip (default): Youden thresholds on a held-out calibration part, positive-class F1; '
+                    'ctclip: as the CT-CLIP / fVLM tables, every scan scored, thresholds nearest the ROC corner on them, weighted F1')
     ap.add_argument('--prompts', default=None, choices=[*MODES, 'both'], help="prompt mode (default: the run's protocol)")
     ap.add_argument('--n-boot', type=int, default=1000, help='bootstrap resamples of the scored scans (default 1000, 0 = no intervals)')
     ap.add_argument('--seed', type=int, default=0, help='bootstrap seed (default 0)')
@@ -344,6 +360,7 @@ def evaluate_cli(argv:list[str]|None=None) -> int:
     "`ctglip evaluate RUN --data DIR --out OUT`: the zero-shot benchmark of a run on a labelled split."
     a = evaluate_parser().parse_args(argv)
     if a.threshold_split == a.split: raise CtglipError(f"--threshold-split {a.split!r} is the scored split: thresholds must come from other scans")
+    if a.protocol == 'ctclip' and a.threshold_split: raise CtglipError("--protocol ctclip picks thresholds on the scored split: drop --threshold-split")
     if not 0 < a.calib_fraction < 1: raise CtglipError(f"--calib-fraction must be in (0, 1), got {a.calib_fraction}")
     files = [Path(f) for f in a.labels] if a.labels else dataset_label_files(a.data)
     label_set = detect_label_set(files) if a.label_set == 'auto' else a.label_set
@@ -354,12 +371,13 @@ def evaluate_cli(argv:list[str]|None=None) -> int:
     if a.prompts: p = replace(p, mode=tuple(MODES) if a.prompts == 'both' else a.prompts)
     paths = prepare_data(a.data, cfg, a.work, a.masks)
     res, sc = benchmark(model, paths, cfg, labels, table, a.split, a.threshold_split, next(model.parameters()).device,
-                        progress=sys.stderr.isatty(), calib_fraction=a.calib_fraction, protocol=p, n_boot=a.n_boot, seed=a.seed)
+                        progress=sys.stderr.isatty(), calib_fraction=a.calib_fraction, protocol=p, n_boot=a.n_boot, seed=a.seed, scoring=a.protocol)
+    if is_dataset(a.data) and not cfg.data.keep_non_chest: res['non_chest_left_out'] = len(non_chest(a.data).get(a.split, ()))
     prot = _protocol(a, p, res, files, label_set)
     rec = dict(res, protocol=prot, model=cfg.train.model, run=str(a.run), split=a.split, label_set=label_set)
     path = write_benchmark(rec, sc, a.out)
     if prot['not_scored']: get_logger('ctglip.eval').warning(f"scans of split {a.split!r} not scored: {prot['not_scored']}")
     print(markdown_table(rec))
     print(f"{cfg.train.model} on {a.split}: macro AUC {_pct(rec['macro_auc'])}, macro F1 {_pct(rec['macro_f1'])} "
-          f"({rec['n_scans']} scored scans, {rec['n_calibration']} for thresholds) -> {path}")
+          f"({rec['n_scans']} scored scans of {rec['n_studies']} studies, {rec['n_calibration']} for thresholds, protocol {a.protocol}) -> {path}")
     return 0

@@ -13,9 +13,9 @@ from ..core import CtglipError
 
 # %% auto #0
 __all__ = ['THRESHOLD_METRICS', 'roc_auc', 'roc_curve', 'youden_threshold', 'count_metrics', 'binary_metrics', 'bootstrap_idx',
-           'bootstrap_metrics', 'percentile_ci', 'binary_report', 'youden_thresholds', 'scan_counts', 'weighted_auc',
-           'weighted_at_threshold', 'scan_bootstrap', 'paired_bootstrap', 'topk_accuracy', 'confusion',
-           'per_class_accuracy', 'recall_at_k']
+           'bootstrap_metrics', 'percentile_ci', 'binary_report', 'corner_threshold', 'youden_thresholds',
+           'corner_thresholds', 'scan_counts', 'weighted_auc', 'weighted_at_threshold', 'scan_bootstrap',
+           'paired_bootstrap', 'topk_accuracy', 'confusion', 'per_class_accuracy', 'recall_at_k']
 
 # %% ../../nbs/40_eval.metrics.ipynb #b12ec104
 def _check_binary(y, s):
@@ -120,16 +120,31 @@ def binary_report(y, # (N,) 0/1 labels
     return m
 
 # %% ../../nbs/40_eval.metrics.ipynb #c1a0f002
-def youden_thresholds(labels, # (N, T) 0/1 labels of validation cases, NaN = not a case of the task
-                      scores): # (N, T) their scores
-    "(T,) Youden threshold of each task on these (validation) cases; NaN where a task lacks a class."
+def corner_threshold(y, # (N,) 0/1 labels
+                     s): # (N,) scores
+    "The score threshold whose ROC point lies nearest the corner (false-positive rate 0, true-positive rate 1)."
+    fpr, tpr, thr = roc_curve(y, s)
+    d = fpr**2 + (1 - tpr)**2; d[0] = np.inf   # the (0, 0) point has no finite threshold
+    return float(thr[int(np.argmin(d))])
+
+def _task_thresholds(labels, scores, rule):
     y, s = np.asarray(labels, np.float64), np.asarray(scores, np.float64)
     if y.shape != s.shape or y.ndim != 2: raise CtglipError(f"labels {y.shape} and scores {s.shape} must be the same (N, T) shape")
     out = np.full(y.shape[1], np.nan)
     for j in range(y.shape[1]):
         m = ~np.isnan(y[:, j]); yj = y[m, j]
-        if 0 < yj.sum() < len(yj): out[j] = youden_threshold(yj.astype(int), s[m, j])
+        if 0 < yj.sum() < len(yj): out[j] = rule(yj.astype(int), s[m, j])
     return out
+
+def youden_thresholds(labels, # (N, T) 0/1 labels of validation cases, NaN = not a case of the task
+                      scores): # (N, T) their scores
+    "(T,) Youden threshold of each task on these (validation) cases; NaN where a task lacks a class."
+    return _task_thresholds(labels, scores, youden_threshold)
+
+def corner_thresholds(labels, # (N, T) 0/1 labels, NaN = not a case of the task
+                      scores): # (N, T) their scores
+    "(T,) ROC-corner threshold of each task on these cases (the published tables' rule, on the scored set); NaN where a task lacks a class."
+    return _task_thresholds(labels, scores, corner_threshold)
 
 # %% ../../nbs/40_eval.metrics.ipynb #c1a0f005
 def scan_counts(scan_ids, # (N,) the scan of each case (a scan may hold several cases)
