@@ -164,8 +164,10 @@ def test_evaluate_ctglip_and_clip(ctrate, runs, tmp_path):
     for model in ('ctglip', 'clip'):
         res, scores, stdout = _evaluate(ctrate, runs, model, tmp_path/model)
         got[model] = res, scores
-        assert list(res) == ['labels', 'macro_auc', 'macro_auc_ci', 'macro_f1', 'macro_f1_ci', 'macro_accuracy', 'macro_precision',
-                             'macro_recall', 'n_labels_macro', 'n_scans', 'n_calibration', 'protocol', 'model', 'run', 'split', 'label_set']
+        assert list(res) == ['labels', 'macro_auc', 'macro_auc_ci', 'macro_f1', 'macro_f1_ci', 'macro_f1_weighted', 'macro_accuracy',
+                             'macro_precision', 'macro_recall', 'n_labels_macro', 'n_scans', 'n_studies', 'n_calibration', 'protocol',
+                             'model', 'run', 'split', 'label_set']
+        assert res['n_studies'] == len({study_id(s) for s in scores.index[scores.part == 'scored']})
         assert (res['model'], res['split'], res['label_set']) == (model, 'valid', 'ct-rate')
         assert list(res['labels']) == label_names('ct-rate') == CTRATE_LABELS
         scored, cal = scores.index[scores.part == 'scored'], scores.index[scores.part == 'calibration']

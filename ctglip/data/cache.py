@@ -14,7 +14,7 @@ import nibabel as nib
 
 from ..core import CtglipError, HU_WINDOW, DEFAULT_SPACING, atomic_path, get_logger
 from ..anatomy import id2name, v1_to_v2
-from .volume import read_scan, resample_pair
+from .volume import read_scan, resample_pair, geometry_source
 from .layout import find_scans, shard_of, parse_shard, MASKS_HELP
 
 # %% auto #0
@@ -267,7 +267,8 @@ def cache_scan(scan:dict, # `scan_id, split, image, mask` and optional `meta` (a
     if not scan.get('mask'): raise CtglipError("no organ mask found", scan['image'])
     for k in ('image', 'mask'):
         if not Path(scan[k]).exists(): raise CtglipError(f"{k} file missing", scan[k])
-    fast = _fast_pair(scan['image'], scan['mask'], tuple(spacing), hu_window, copy=False) if fast_path else None
+    geom = geometry_source(scan['image'], scan.get('meta'))   # 'metadata': a v1 header its metadata row overrules
+    fast = _fast_pair(scan['image'], scan['mask'], tuple(spacing), hu_window, copy=False) if fast_path and geom == 'header' else None
     boxes = None if fast is None else organ_boxes(fast[1])
     if boxes is not None and not set(boxes) <= _ids(label_version): fast = None   # unknown ids: the careful path explains
     if fast is not None and label_version != 'v2':
@@ -281,7 +282,7 @@ def cache_scan(scan:dict, # `scan_id, split, image, mask` and optional `meta` (a
     _save_npy(hu, d/'image.npy'); _save_npy(lab, d/'labels.npy')
     meta = dict(scan_id=sid, split=scan.get('split', ''), source=str(scan['image']), shape=list(lab.shape),
                 spacing=list(map(float, spacing)), affine=aff.tolist(), fg_box=foreground_box(hu),
-                boxes={str(k):v for k,v in boxes.items()})
+                boxes={str(k):v for k,v in boxes.items()}, **({'geometry': 'metadata'} if geom == 'metadata' else {}))
     with atomic_path(d/'meta.json') as tmp: Path(tmp).write_text(json.dumps(meta))
     return meta
 
@@ -383,8 +384,10 @@ def build_cache(scans:list, # `Scan`s of `find_scans` (or dicts `scan_id, split,
     args = [(s, str(out), tuple(spacing), tuple(hu_window), label_version) for s in todo]
     from tqdm.auto import tqdm
     bar = tqdm(total=len(args), desc='cache', disable=not (progress and sys.stderr.isatty()), unit='scan')
+    n_meta = []
     def _done(r):
         sid, meta, err, dt = r
+        if meta is not None and meta.get('geometry') == 'metadata': n_meta.append(sid)
         if err is not None:
             log.warning(f"skipped scan {sid}: {err}"); (sd/sid).mkdir(parents=True, exist_ok=True)
             with atomic_path(sd/sid/'bad.json') as tmp: Path(tmp).write_text(json.dumps(dict(scan_id=sid, reason=err)))
@@ -399,6 +402,7 @@ def build_cache(scans:list, # `Scan`s of `find_scans` (or dicts `scan_id, split,
         with ProcessPoolExecutor(min(workers, len(args)), initializer=_init_worker) as ex:
             for f in as_completed([ex.submit(_work, a) for a in args]): _done(f.result())
     bar.close()
+    if n_meta: log.warning(f"{len(n_meta)} volume(s) read with the geometry and rescale of their metadata row (a blank or identity v1 header, e.g. {n_meta[0]})")
     if n == 1: return write_manifest(out)
     man = write_shard_manifest(out, [s['scan_id'] for s in share], (i, n))
     return merge_manifests(out, n) if len(_shards(out).get(n, [])) == n else man

@@ -18,10 +18,10 @@ from ..anatomy import check_label_ids, remap_labels, id2name, name2id, group_of
 from ..anatomy import group_label_ids, radgenome_regions
 
 # %% auto #0
-__all__ = ['Volume', 'ctrate_affine', 'ctrate_hu_rule', 'source_affine', 'load_volume', 'save_volume', 'load_dicom',
-           'save_dicom_series', 'region_label', 'read_region_masks', 'load_mask', 'check_aligned', 'read_mask',
-           'read_scan', 'resample', 'resample_to', 'resample_pair', 'organ_stats', 'organ_centroids', 'window',
-           'crop_organ', 'organs_table', 'organs_cli']
+__all__ = ['Volume', 'ctrate_affine', 'ctrate_hu_rule', 'geometry_source', 'source_affine', 'load_volume', 'save_volume',
+           'load_dicom', 'save_dicom_series', 'region_label', 'read_region_masks', 'load_mask', 'check_aligned',
+           'read_mask', 'read_scan', 'resample', 'resample_to', 'resample_pair', 'organ_stats', 'organ_centroids',
+           'window', 'crop_organ', 'organs_table', 'organs_cli']
 
 # %% ../../nbs/10_data.volume.ipynb #b8a8bd36
 @dataclass
@@ -98,16 +98,41 @@ def ctrate_affine(row) -> np.ndarray:
     return np.diag([-1., -1., 1., 1.]) @ lps
 
 def ctrate_hu_rule(blank_header:bool, p01:float) -> tuple:
-    "(rescale?, reason): rescale only a blank-header (v1) volume whose values are not already HU."
+    "(rescale?, reason): rescale only a v1 volume (blank header, or a header the metadata row overrules) whose values are not already HU."
     if not blank_header: return False, 'header has geometry (v2 or re-saved): values taken as HU'
-    if p01 <= -500: return False, f'blank header but 1st percentile {p01:.0f} looks like HU already'
-    return True, f'blank header (v1) and 1st percentile {p01:.0f}: stored values, apply slope/intercept'
+    if p01 <= -500: return False, f'v1 header but 1st percentile {p01:.0f} looks like HU already'
+    return True, f'v1 header and 1st percentile {p01:.0f}: stored values, apply slope/intercept'
+
+def _meta_spacing(meta):
+    "(dx, dy, dz) of a metadata row, None when it gives none."
+    if meta is None: return None
+    try: xy, dz = _vec(meta.get('XYSpacing')), _num(meta.get('ZSpacing'), 0.)
+    except (CtglipError, ValueError): return None
+    return None if xy is None or len(xy) < 2 or not dz > 0 else np.array([xy[0], xy[1], dz])
+
+def _geometry_source(img, meta, path) -> str:
+    if _blank_header(img): return 'metadata'
+    ms = _meta_spacing(meta)
+    if ms is None: return 'header'
+    hs = np.sqrt((img.affine[:3, :3]**2).sum(0))
+    if np.allclose(np.sort(hs), np.sort(ms), rtol=1e-2, atol=1e-2): return 'header'
+    if np.allclose(img.affine[:3, :3], np.eye(3)): return 'metadata'   # an array saved with an identity matrix: 1 mm, no orientation
+    f = lambda v: 'x'.join(f"{o:g}" for o in v)
+    raise CtglipError(f"the header's spacing {f(hs)} mm disagrees with the metadata row's {f(ms)} mm and is no identity header: "
+                      "cannot tell which geometry is right", path)
+
+def geometry_source(path, # a volume: NIfTI file (a DICOM folder has its own geometry)
+                    meta=None) -> str: # its metadata row
+    "'header' or 'metadata': where a volume's geometry (and so the HU rule) comes from; a header its metadata row contradicts is refused."
+    path = Path(path)
+    if path.is_dir() or not _is_nifti(path): return 'header'
+    return _geometry_source(_load_header(path), meta, path)
 
 def source_affine(path, # a NIfTI file
                   meta=None) -> np.ndarray: # its metadata row: XYSpacing, ZSpacing, ImagePositionPatient, ImageOrientationPatient
-    "The voxel-to-world affine of a NIfTI file's stored array: its header's, or the metadata row's when the header is blank."
+    "The voxel-to-world affine of a NIfTI file's stored array: its header's, or the metadata row's (`geometry_source`)."
     path = Path(path); img = _load_header(path)
-    if not _blank_header(img): return img.affine
+    if _geometry_source(img, meta, path) == 'header': return img.affine
     if meta is None: raise CtglipError("blank header (qform and sform codes 0, as in CT-RATE v1): its geometry comes from the volume's metadata row "
                                        "(the dataset's metadata/*.csv; meta=, `ctglip predict --metadata`)", path)
     try: return ctrate_affine(meta)
@@ -124,11 +149,11 @@ def _hu_once(arr:np.ndarray, blank:bool, meta, path) -> np.ndarray:
 def load_volume(path, # NIfTI file (.nii, .nii.gz) or a folder holding one DICOM series
                 affine:np.ndarray|None=None, # override a blank or wrong header affine (applied before canonicalisation)
                 meta=None): # the volume's metadata row (dict/Series; CT-RATE): a blank header's geometry and rescale
-    "Load a CT image as float32 HU in RAS (a blank CT-RATE v1 header rebuilt from `meta`, HU applied once)."
+    "Load a CT image as float32 HU in RAS (a blank or identity CT-RATE v1 header rebuilt from `meta`, HU applied once)."
     path = Path(path)
     if path.is_dir(): return load_dicom(path)
     if not _is_nifti(path): raise CtglipError("unsupported image format (expected .nii, .nii.gz or a DICOM folder)", path)
-    blank = _blank_header(_load_header(path))
+    blank = _geometry_source(_load_header(path), meta, path) == 'metadata'   # blank, or an identity header the metadata overrules
     img = _read_nifti(path, source_affine(path, meta) if blank and affine is None else affine)
     arr = _read_data(img, path)
     if not np.isfinite(arr).all(): raise CtglipError(f"image holds {int((~np.isfinite(arr)).sum())} NaN/inf voxels", path)
@@ -347,10 +372,15 @@ def check_aligned(img:Volume, mask:Volume, tol_mm:float=1e-2):
 
 # %% ../../nbs/10_data.volume.ipynb #cf10fe8c
 def _mask_affine(mask, image, meta):
-    "The stored geometry of `image` for a mask whose header is blank, else None (the mask's own header is used)."
+    "The stored geometry of `image` for a mask whose header is blank (or an identity one, when its volume's is overruled too), else None."
     mp = Path(mask)
     f = next(iter(sorted(p for p in mp.iterdir() if _is_nifti(p))), None) if mp.is_dir() else mp
-    if f is None or not _is_nifti(f) or not _blank_header(m := _load_header(f)): return None   # load_mask explains the rest
+    if f is None or not _is_nifti(f): return None   # load_mask explains the rest
+    m = _load_header(f)
+    if not _blank_header(m):
+        if not np.allclose(m.affine[:3, :3], np.eye(3)) or image is None or isinstance(image, Volume) or not _is_nifti(Path(image)): return None
+        if geometry_source(image, meta) != 'metadata' or tuple(m.shape[:3]) != tuple(_load_header(Path(image)).shape[:3]): return None
+        return source_affine(image, meta)   # an identity mask of an identity v1 volume: the volume's geometry
     if image is None or isinstance(image, Volume) or not _is_nifti(Path(image)):
         raise CtglipError("the mask has a blank NIfTI header: it takes the geometry of its volume, which needs the volume's NIfTI file", mask)
     im = _load_header(Path(image))
