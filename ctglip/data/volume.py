@@ -19,9 +19,9 @@ from ..anatomy import group_label_ids, radgenome_regions
 
 # %% auto #0
 __all__ = ['Volume', 'ctrate_affine', 'ctrate_hu_rule', 'geometry_source', 'source_affine', 'load_volume', 'save_volume',
-           'load_dicom', 'save_dicom_series', 'region_label', 'read_region_masks', 'load_mask', 'check_aligned',
-           'read_mask', 'read_scan', 'resample', 'resample_to', 'resample_pair', 'organ_stats', 'organ_centroids',
-           'window', 'crop_organ', 'organs_table', 'organs_cli']
+           'load_dicom', 'save_dicom_series', 'region_label', 'read_region_masks', 'load_mask', 'on_grid',
+           'check_aligned', 'image_grid', 'read_mask', 'read_scan', 'resample', 'resample_to', 'resample_pair',
+           'organ_stats', 'organ_centroids', 'window', 'crop_organ', 'organs_table', 'organs_cli']
 
 # %% ../../nbs/10_data.volume.ipynb #b8a8bd36
 @dataclass
@@ -341,9 +341,9 @@ def load_mask(path, # label-map NIfTI, a folder of per-class `<class>.nii.gz` fi
               version:str='v2', # TotalSegmentator id set of the file: 'v2' (117 classes) or 'v1' (104)
               resample:bool=False, # resample a mask on another grid onto `like` instead of refusing it
               affine:np.ndarray|None=None): # the stored array's geometry when the header is blank (`read_mask` gives its volume's)
-    "Load an organ mask as an int16 label map of v2 ids, in RAS."
-    path = Path(path)
-    if path.is_dir() and _region_folder(path, version):
+    "Load an organ mask as an int16 label map of v2 ids, in RAS (RadGenome region masks on another grid than `like` resampled onto it)."
+    path = Path(path); regions = path.is_dir() and _region_folder(path, version)
+    if regions:
         (lab, aff), version = read_region_masks(path, affine), 'v2'
     elif path.is_dir(): lab, aff = _mask_from_folder(path, version, affine)
     else:
@@ -358,12 +358,16 @@ def load_mask(path, # label-map NIfTI, a folder of per-class `<class>.nii.gz` fi
     if version != 'v2': lab = remap_labels(lab, version, 'v2')
     if not lab.any(): raise CtglipError("mask is empty (no labelled voxel)", path)
     mask = Volume(np.ascontiguousarray(lab, dtype=np.int16), np.asarray(aff, float), str(path))
-    if like is not None:
-        if resample: mask = resample_to(mask, like, order=0)
+    if like is not None:   # RadGenome region masks ship on their own grid (its *_preprocessed volumes): resampled like --resample-mask
+        if resample or (regions and not on_grid(like, mask)): mask = resample_to(mask, like, order=0)
         else: check_aligned(like, mask)
     return mask
 
 # %% ../../nbs/10_data.volume.ipynb #dbbc0a66
+def on_grid(img:Volume, mask:Volume, tol_mm:float=1e-2) -> bool:
+    "Whether `mask` lies on the grid of `img` (same shape, affines within `tol_mm`)."
+    return img.shape == mask.shape and np.abs(img.affine - mask.affine).max() <= tol_mm
+
 def check_aligned(img:Volume, mask:Volume, tol_mm:float=1e-2):
     "Raise a `CtglipError` naming the mask if it does not lie on the image grid."
     if img.shape != mask.shape: raise CtglipError(f"mask shape {mask.shape} does not match image shape {img.shape} (pass resample=True / --resample-mask to resample through the affines)", mask.path)
@@ -389,13 +393,24 @@ def _mask_affine(mask, image, meta):
                           f"{tuple(im.shape[:3])}: it cannot take the volume's geometry", mask)
     return source_affine(image, meta)
 
+def image_grid(image, # a volume's NIfTI file
+               meta=None) -> Volume: # its metadata row (a v1 header's geometry)
+    "The RAS grid `load_volume` gives `image`, from its header alone: a `Volume` of that shape and affine holding no data."
+    path = Path(image); shape = _load_header(path).shape[:3]; aff = source_affine(path, meta)
+    ornt = nib.io_orientation(aff); out = [0, 0, 0]
+    for i, (j, _) in enumerate(ornt): out[int(j)] = int(shape[i])
+    return Volume(np.broadcast_to(np.int16(0), tuple(out)), aff @ nib.orientations.inv_ornt_aff(ornt, shape), str(path))
+
 def read_mask(mask, # label map, per-class folder
               image=None, # its volume's file (needed when the mask header is blank)
               meta=None, # the volume's metadata row (its geometry when the volume's header is blank too)
               version:str='v2', # TotalSegmentator id set of the mask
               like:Volume|None=None, # the image the mask must lie on
               resample:bool=False) -> Volume: # resample onto `like` instead of refusing another grid
-    "An organ mask as v2 ids in RAS; a blank header takes the geometry of its volume."
+    "An organ mask as v2 ids in RAS; a blank header takes the geometry of its volume; RadGenome region masks go onto the volume's grid."
+    mp = Path(mask)
+    if like is None and mp.is_dir() and _region_folder(mp, version) and image is not None and not isinstance(image, Volume) and _is_nifti(Path(image)):
+        like = image_grid(image, meta)
     return load_mask(mask, like=like, version=version, resample=resample, affine=_mask_affine(mask, image, meta))
 
 def read_scan(image, # CT: NIfTI file, DICOM folder, or a `Volume` already read
