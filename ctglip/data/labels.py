@@ -97,7 +97,7 @@ def labels_cli(argv:list|None=None) -> int:
     p.add_argument('--text-col', default='Findings_EN,Impressions_EN', help='text column(s), comma-separated (default Findings_EN,Impressions_EN)')
     p.add_argument('--id-col', default='VolumeName', help='id column copied to the output (default VolumeName)')
     p.add_argument('--label-set', default='ct-rate', choices=sorted(LABEL_SETS), help='label set (default ct-rate: the 18 CT-RATE columns)')
-    p.add_argument('--uncertain', default='positive', choices=['positive', 'negative'], help='how to count uncertain mentions')
+    p.add_argument('--uncertain', default='positive', choices=['positive', 'negative'], help='how to count uncertain mentions (default positive)')
     p.add_argument('--out', required=True, help='output CSV')
     a = p.parse_args(argv)
     path = Path(a.reports); out_file(a.out)

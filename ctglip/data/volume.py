@@ -473,7 +473,7 @@ def organs_cli(argv:list|None=None) -> int:
     p.add_argument('--csv', help='also write the table to this CSV file')
     add_mask_version(p, '--version')
     p.add_argument('--resample-mask', action='store_true', help='resample a mask on another grid onto the image through the affines')
-    p.add_argument('--spacing', type=float, help='resample image and mask to this isotropic spacing (mm) first')
+    p.add_argument('--spacing', type=float, help='resample image and mask to this isotropic spacing (mm) first (default: as they are)')
     a = p.parse_args(argv)
     if a.csv: out_file(a.csv, '--csv')
     df = organs_table(a.image, a.mask, a.mask_version, a.resample_mask, a.spacing)

@@ -166,7 +166,7 @@ def predict_cli(argv:list[str]|None=None) -> int:
     add_mask_version(p, '--version')
     p.add_argument('--resample-mask', action='store_true', help='resample a mask on another grid onto the image')
     p.add_argument('--metadata', default=None, help="the dataset's metadata CSV (CT-RATE metadata/*.csv): geometry of a blank v1 header, rescale")
-    p.add_argument('--top', type=int, default=5, help='abnormalities per organ (0 = all)')
+    p.add_argument('--top', type=int, default=5, help='abnormalities per organ in the JSON, 0 = all (default 5)')
     p.add_argument('--device', default='auto', help='auto (a GPU when there is one), cpu, cuda, cuda:1, mps (default auto)')
     a = p.parse_args(argv)
     if a.out: out_file(a.out)
