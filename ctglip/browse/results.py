@@ -59,9 +59,9 @@ def roc_figure(S:pd.DataFrame, organ:str, abnormality:str, height:int=380) -> go
         fig.add_trace(go.Scatter(x=fpr, y=tpr, mode='lines', line_color=c, name=f"{m} (AUC {roc_auc(g.y.values, g.score.values):.3f})", legendgroup=m))
         fig.add_trace(go.Scatter(x=[fpr[k]], y=[tpr[k]], mode='markers', marker=dict(size=9, symbol='x', color=c), name=f"{m} Youden point",
                                  legendgroup=m, showlegend=False))
-    fig.update_layout(title=dict(text=f"{abnormality} ({organ_label(organ)}): ROC", x=0, xanchor='left', y=.98, yanchor='top'),   # left, clear of the toolbar
-                      xaxis_title='1 - specificity', yaxis_title='sensitivity', height=height, width=height + 120,
-                      margin=dict(t=70, l=50, r=10, b=40), modebar_orientation='v')
+    fig.update_layout(title=dict(text=f"{abnormality} ({organ_label(organ)}): ROC", x=0, xanchor='left', y=1, yref='paper', yanchor='bottom', pad=dict(b=8)),
+                      xaxis_title='1 - specificity', yaxis_title='sensitivity', height=height, width=height + 120,   # the title sits on the plot, under the toolbar
+                      margin=dict(t=70, l=50, r=10, b=40))
     return fig
 
 # %% ../../nbs/61_browse.results.ipynb #7f714d69
