@@ -209,7 +209,7 @@ def test_bad_labels_are_one_line_errors(ctrate, runs, tmp_path):
     rc, _, err = ctglip('evaluate', runs['ctglip'], '--data', ctrate['root'], '--labels', tmp_path/'bad.csv', '--out', tmp_path/'o')
     assert rc == 2 and err.count('\n') == 1 and "bad.csv: row 5, column 'Emphysema': value 2 is not 0 or 1" in err
     rc, _, err = ctglip('evaluate', runs['ctglip'], '--data', ctrate['root'], '--work', runs['work'], '--split', 'test', '--out', tmp_path/'o')
-    assert rc == 2 and err.count('\n') == 1 and "no cached scans in split 'test'" in err
+    assert rc == 2 and err.count('\n') == 1 and "no split 'test' in the data; its splits: train, valid" in err
 
 
 def test_v1_ids_and_blank_headers(tmp_path):

@@ -73,6 +73,7 @@ def evaluation_scores(out, # a `ctglip evaluate` output folder (metrics.json, sc
     for f in ('metrics.json', 'scores.csv'):
         if not (out/f).is_file(): raise CtglipError(f"not a ctglip evaluate output (no {f})", out)
     rec = json.loads((out/'metrics.json').read_text()); sc = pd.read_csv(out/'scores.csv', index_col=0)
+    if 'part' in sc.columns: sc = sc[sc.part == 'scored'].drop(columns='part')   # the calibration scans chose the thresholds
     files = [labels] if isinstance(labels, (str, Path)) else labels or rec.get('protocol', {}).get('labels_files', [])
     if not files: raise CtglipError("no labels CSV: give labels=", out/'metrics.json')
     lab = read_labels(files, list(sc.columns)); sc.index = sc.index.astype(str)
