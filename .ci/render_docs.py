@@ -1,37 +1,37 @@
-"""Render the notebooks to self-contained offline HTML pages (no quarto, no internet).
+"""Render the notebooks to offline HTML pages (no quarto, no internet).
 
-Each notebook becomes `OUT/<name>.html` with its saved outputs; plotly figures stored with the
-`plotly_mimetype` renderer are turned into HTML with plotly.js inlined once per page, so every
-figure draws offline. Usage: python .ci/render_docs.py [OUT_DIR] [NOTEBOOK ...]
+Each notebook becomes `OUT/<name>.html` with its saved outputs. A plotly figure is shown by the HTML
+fallback saved with it (`ctglip.viz.use_offline_figures`), which loads `plotly.min.js` from the page's
+folder: the script writes that file once into OUT. A figure saved without a fallback gets one here.
+Usage: python .ci/render_docs.py [OUT_DIR] [NOTEBOOK ...]
 """
-import copy, json, sys
+import copy, sys
 from pathlib import Path
 
 import nbformat
-import plotly.io as pio
 from nbconvert import HTMLExporter
-from plotly.offline import get_plotlyjs
+
+from ctglip.viz import PLOTLY_MIME, figure_html, write_plotlyjs
 
 ROOT = Path(__file__).resolve().parent.parent
-PLOTLY = 'application/vnd.plotly.v1+json'
 
 
-def _with_plotly_html(nb):
+def _html_figures(nb):
+    "`nb` with every plotly output shown by its HTML fallback; the number of figures."
     nb = copy.deepcopy(nb); n = 0
     for cell in nb.cells:
         for o in cell.get('outputs', []):
             data = o.get('data', {})
-            if PLOTLY in data:
-                fig = data[PLOTLY] if isinstance(data[PLOTLY], dict) else json.loads(data[PLOTLY])
-                data['text/html'] = pio.to_html(fig, include_plotlyjs=False, full_html=False, div_id=f'plotly-fig-{n}')
-                del data[PLOTLY]; n += 1
+            if PLOTLY_MIME in data:
+                if 'text/html' not in data: data['text/html'] = figure_html(data[PLOTLY_MIME])
+                del data[PLOTLY_MIME]; n += 1
     return nb, n
 
 
 def render(nb_path: Path, out_dir: Path) -> Path:
-    nb, n = _with_plotly_html(nbformat.read(nb_path, as_version=4))
+    nb, n = _html_figures(nbformat.read(nb_path, as_version=4))
     body, _ = HTMLExporter(template_name='lab').from_notebook_node(nb)
-    if n: body = body.replace('</head>', f'<script type="text/javascript">{get_plotlyjs()}</script></head>', 1)
+    if n: write_plotlyjs(out_dir)
     out = out_dir/(nb_path.stem + '.html'); out.write_text(body, encoding='utf-8')
     return out
 

@@ -22,6 +22,7 @@ COMMANDS = {
     'prepare':    ('ctglip.data.dataset:prepare_cli',       'build the pairs, scan table and cache that train reads (before torchrun)'),
     'train':      ('ctglip.train:train_cli',                'train CT-GLIP or the CLIP baseline'),
     'predict':    ('ctglip.eval.predict:predict_cli',       'zero-shot organ recognition and abnormality scores for a scan'),
+    'embed':      ('ctglip.eval.predict:embed_cli',         'organ and scan embeddings of the scans of a dataset, as a table'),
     'evaluate':   ('ctglip.eval.benchmark:evaluate_cli',    'zero-shot benchmark of a run against a labelled split (CT-RATE 18 labels, SynthCT)'),
     'demo':       ('ctglip.demo:demo_cli',                  'the whole pipeline on generated data: data, training, evaluation, report'),
 }

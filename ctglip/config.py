@@ -4,19 +4,20 @@
 
 # %% ../nbs/02_config.ipynb #ed67ddce
 from __future__ import annotations
-import difflib, json, typing
+import argparse, difflib, json, os, sys, typing
 from dataclasses import dataclass, field, fields, replace, asdict
 from pathlib import Path
 
 import torch
 from typing import Literal
 
-from .core import CtglipError, DEFAULT_SPACING, HU_WINDOW, atomic_path
+from .core import CtglipError, DEFAULT_SPACING, HU_WINDOW, atomic_path, get_device
 
 # %% auto #0
-__all__ = ['SECTIONS', 'READOUT', 'PRESETS', 'DataConfig', 'ModelConfig', 'LossConfig', 'TrainConfig', 'Config', 'validate',
-           'field_index', 'parse_value', 'override', 'get_config', 'field_of_view', 'to_dict', 'from_dict',
-           'save_config', 'load_config', 'add_config_args', 'config_from_args', 'describe']
+__all__ = ['SECTIONS', 'READOUT', 'PRESETS', 'DATA_HELP', 'WORKERS_HELP', 'DataConfig', 'ModelConfig', 'LossConfig',
+           'TrainConfig', 'Config', 'validate', 'field_index', 'parse_value', 'override', 'get_config', 'field_of_view',
+           'to_dict', 'from_dict', 'save_config', 'load_config', 'add_config_args', 'config_from_args', 'describe',
+           'show_progress', 'cpu_workers', 'out_file', 'out_folder', 'add_mask_version', 'cli_device']
 
 # %% ../nbs/02_config.ipynb #9dab7371
 @dataclass(frozen=True)
@@ -344,3 +345,52 @@ def describe(cfg:Config|None=None) -> str:
     "One line per key: `section.field = value  # comment`."
     cfg = cfg or Config()
     return '\n'.join(f"{s}.{f.name} = {getattr(getattr(cfg, s), f.name)!r}" for s in SECTIONS for f in fields(_SEC_CLS[s]))
+
+# %% ../nbs/02_config.ipynb #6c2dc4df
+DATA_HELP = 'dataset folder (CT-RATE layout, SynthCT, or a scans.csv)'
+WORKERS_HELP = 'processes; 0 = all cores'
+
+def show_progress(progress:bool=True) -> bool:
+    "Whether to draw progress bars: asked for, stderr a terminal, and `TQDM_DISABLE` unset (bars never change results)."
+    off = os.environ.get('TQDM_DISABLE', '').strip().lower() not in ('', '0', 'false')
+    return bool(progress) and not off and sys.stderr.isatty()
+
+def cpu_workers(n:int) -> int:
+    "The number of processes `--workers n` asks for: n, or all cores for 0."
+    return n if n > 0 else (os.cpu_count() or 1)
+
+def out_file(path, flag:str='--out') -> Path:
+    "`path` as a file to write: `CtglipError` when it is a folder or sits under a file."
+    p = Path(path)
+    if p.is_dir(): raise CtglipError(f"{flag} is a folder: give a file name", p)
+    bad = next((q for q in p.parents if q.exists() and not q.is_dir()), None)
+    if bad is not None: raise CtglipError(f"{flag}: {bad} is a file, not a folder", p)
+    return p
+
+def out_folder(path, flag:str='--out') -> Path:
+    "`path` as a folder to write into: `CtglipError` when it is a file (or sits under one)."
+    p = Path(path)
+    if p.exists() and not p.is_dir(): raise CtglipError(f"{flag} is a file: give a folder", p)
+    bad = next((q for q in p.parents if q.exists() and not q.is_dir()), None)
+    if bad is not None: raise CtglipError(f"{flag}: {bad} is a file, not a folder", p)
+    return p
+
+# %% ../nbs/02_config.ipynb #a75d62c8
+def add_mask_version(p, # an argparse parser
+                     *aliases:str, # older spellings of the flag, accepted but not listed
+                     help:str='TotalSegmentator id set of the mask; v1 ids are read as v2 (default v2)'):
+    "Add `--mask-version {v2,v1}` to `p` (and its unlisted `aliases`)."
+    p.add_argument('--mask-version', default='v2', choices=['v2', 'v1'], help=help)
+    for a in aliases: p.add_argument(a, dest='mask_version', choices=['v2', 'v1'], default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    return p
+
+def cli_device(pref:str): # --device: auto, cpu, cuda, cuda:1, mps
+    "The torch device `--device pref` names; `CtglipError` when this machine or torch build has none."
+    try: dev = get_device(pref)
+    except RuntimeError as e: raise CtglipError(f"--device {pref}: {e}".splitlines()[0]) from None
+    if dev.type == 'cuda' and not torch.cuda.is_available():
+        raise CtglipError(f"--device {pref}: this torch build or machine has no CUDA GPU (use --device cpu or auto)")
+    if dev.type == 'cuda' and (dev.index or 0) >= torch.cuda.device_count():
+        raise CtglipError(f"--device {pref}: only {torch.cuda.device_count()} CUDA device(s)")
+    if dev.type == 'mps' and not torch.backends.mps.is_available(): raise CtglipError(f"--device {pref}: MPS is not available here")
+    return dev

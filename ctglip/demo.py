@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from .core import CtglipError, get_device, atomic_path, set_seed
-from .config import get_config, to_dict, from_dict, Config
+from .config import get_config, to_dict, from_dict, Config, WORKERS_HELP
 from .train import train, load_run, checkpoint_dir
 from .eval.core import embed, score, compare
 from .eval.zeroshot import tasks_from
@@ -30,7 +30,7 @@ from .browse.results import scores_frame, roc_figure, auc_figure, organ_figure, 
 
 # %% auto #0
 __all__ = ['DEMO_SETTINGS', 'demo_settings', 'make_data', 'train_models', 'scored_tasks', 'evaluate_models', 'demo_metrics',
-           'headline_rows', 'headline', 'report_figures', 'write_report', 'run_demo', 'demo_cli']
+           'headline_rows', 'headline', 'task_cells', 'report_figures', 'write_report', 'run_demo', 'demo_cli']
 
 # %% ../nbs/80_demo.ipynb #0fbf7f45
 DEMO_SETTINGS = {
@@ -69,7 +69,7 @@ def make_data(out:Path, s:dict, workers:int|None=None, progress:bool=True) -> di
         if (Path(out)/'work').exists(): shutil.rmtree(Path(out)/'work')
         generate(ds, s['n'], s['seed'], s['size'], workers=workers, cfg=sc, overwrite=True, progress=progress)
     _log("pairing reports with organ masks and caching the scans")
-    paths = prepare_data(ds, s['configs']['ctglip'], work=Path(out)/'work', workers=workers or 0)
+    paths = prepare_data(ds, s['configs']['ctglip'], work=Path(out)/'work', workers=workers or 0, progress=progress)
     pairs = read_pairs(paths.pairs)
     if not pairs: raise CtglipError("pairing produced no pairs", paths.pairs)
     pairing_stats(pairs).to_csv(paths.pairs.with_name('pairing_stats.csv'))
@@ -226,6 +226,13 @@ def headline(metrics:dict) -> str:
     return '\n'.join(lines)
 
 # %% ../nbs/80_demo.ipynb #c5c6e7ed
+def task_cells(n:int, n_pos:int, auc, lo, hi, f1) -> list:
+    "The report's AUC [CI] and F1 cells of a task; a task without test positives (or negatives) says so instead of nan."
+    if n_pos == 0: return ['no test positive', '-']
+    if n_pos == n: return ['no test negative', '-']
+    num = lambda v: '-' if v is None or not np.isfinite(v) else f"{v:.3f}"
+    return [f"{num(auc)} [{num(lo)}, {num(hi)}]", num(f1)]
+
 def _table_html(rows, head) -> str:
     h = ''.join(f'<th>{html.escape(str(x))}</th>' for x in head)
     b = ''.join('<tr>' + ''.join(f'<td>{html.escape(str(x))}</td>' for x in r) + '</tr>' for r in rows)
@@ -273,7 +280,7 @@ def write_report(path, metrics:dict, res:dict, runs:dict) -> Path:
              "<h2>Headline</h2>", _table_html(headline_rows(metrics), ['', 'CT-GLIP', 'CLIP'])]
     cols = ['organ', 'abnormality', 'n', 'n_pos', 'auc', 'auc_lo', 'auc_hi', 'f1']
     tc, tk = res['ctglip']['abnormality']['table'], res['clip']['abnormality']['table']
-    rows = [[o, a, n, p, f"{x:.3f} [{lo:.3f}, {hi:.3f}]", f"{f:.3f}", f"{y:.3f} [{lo2:.3f}, {hi2:.3f}]", f"{g:.3f}"]
+    rows = [[o, a, n, p, *task_cells(n, p, x, lo, hi, f), *task_cells(n, p, y, lo2, hi2, g)]
             for (o, a, n, p, x, lo, hi, f), (y, lo2, hi2, g) in zip(tc[cols].itertuples(index=False), tk[['auc', 'auc_lo', 'auc_hi', 'f1']].itertuples(index=False))]
     parts += ["<h2>Per task</h2>", _table_html(rows, ['organ', 'abnormality', 'test cases', 'positives', 'CT-GLIP AUC [95% CI]', 'CT-GLIP F1', 'CLIP AUC [95% CI]', 'CLIP F1'])]
     for i, (title, fig) in enumerate(report_figures(res, runs)):
@@ -321,13 +328,13 @@ def demo_cli(argv:list[str]|None=None) -> int:
     p.add_argument('--steps', type=int, default=None, help='training steps per model (default: the preset)')
     p.add_argument('--preset', default=None, help='config preset (default cpu-demo)')
     p.add_argument('--seed', type=int, default=0, help='one seed for data, training and bootstrap (default 0)')
-    p.add_argument('--device', default='auto', help="'auto' (a GPU when there is one), 'cpu' or 'cuda'")
-    p.add_argument('--workers', type=int, default=None, help='SynthCT processes (default: all cores)')
-    p.add_argument('--n-boot', type=int, default=1000, help='bootstrap resamples of the confidence intervals')
+    p.add_argument('--device', default='auto', help='auto (a GPU when there is one), cpu or cuda (default auto)')
+    p.add_argument('--workers', type=int, default=0, help=WORKERS_HELP + ', for SynthCT and the cache (default 0)')
+    p.add_argument('--n-boot', type=int, default=1000, help='bootstrap resamples of the confidence intervals (default 1000)')
     p.add_argument('--min-pos', type=int, default=None, help='fewest positive (and negative) cases of a scored task in the validation and in the test split (default 10)')
     p.add_argument('--no-progress', action='store_true', help='no progress bars')
     p.add_argument('--results', default=None, help='also write metrics.json to this file (the committed results the README prints)')
     p.add_argument('overrides', nargs='*', metavar='key=value', help='config overrides for both models, e.g. train.lr=3e-4')
     a = p.parse_args(argv)
-    run_demo(a.out, a.n, a.steps, a.preset, a.seed, a.device, a.workers, a.overrides, a.n_boot, a.min_pos, progress=not a.no_progress, results=a.results)
+    run_demo(a.out, a.n, a.steps, a.preset, a.seed, a.device, a.workers or None, a.overrides, a.n_boot, a.min_pos, progress=not a.no_progress, results=a.results)
     return 0

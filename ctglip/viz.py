@@ -4,16 +4,46 @@
 
 # %% ../nbs/05_viz.ipynb #1f3a5eaa
 from __future__ import annotations
-import base64, colorsys, struct, zlib
+import base64, colorsys, hashlib, json, struct, zlib
+from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
+from plotly.io.base_renderers import MimetypeRenderer
+from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
 from .core import window_hu
 
 # %% auto #0
-__all__ = ['LESION_RGB', 'PLANES', 'png_bytes', 'png_uri', 'label_colors', 'blend', 'plane_slice', 'case_figure']
+__all__ = ['PLOTLY_MIME', 'LESION_RGB', 'PLANES', 'figure_html', 'OfflineFigures', 'use_offline_figures', 'write_plotlyjs',
+           'png_bytes', 'png_uri', 'label_colors', 'blend', 'plane_slice', 'case_figure']
+
+# %% ../nbs/05_viz.ipynb #270f6512
+PLOTLY_MIME = 'application/vnd.plotly.v1+json'
+
+def figure_html(fig:go.Figure|dict) -> str:
+    "`fig` as an HTML fragment that draws offline: it loads `plotly.min.js` from the page's folder."
+    fig = fig if isinstance(fig, go.Figure) else go.Figure(fig)
+    uid = hashlib.sha1(fig.to_json().encode()).hexdigest()[:12]  # stable: re-running a notebook changes nothing
+    return pio.to_html(fig, include_plotlyjs='directory', full_html=False, div_id=f'fig-{uid}', validate=False)
+
+# %% ../nbs/05_viz.ipynb #fb5dc67e
+class OfflineFigures(MimetypeRenderer):
+    "Plotly renderer that saves the JSON and `figure_html` as its static fallback."
+    def to_mimebundle(self, fig_dict):
+        return {PLOTLY_MIME: json.loads(pio.to_json(fig_dict, validate=False)), 'text/html': figure_html(fig_dict)}
+
+def use_offline_figures():
+    "Show plotly figures with `OfflineFigures` from now on (the renderer named 'ctglip')."
+    pio.renderers['ctglip'] = OfflineFigures(); pio.renderers.default = 'ctglip'
+
+def write_plotlyjs(folder) -> Path:
+    "Write the installed plotly's `plotly.min.js` into `folder`, for the pages there that hold figures."
+    out = Path(folder)/'plotly.min.js'
+    if not out.exists() or out.stat().st_size == 0: out.write_text(get_plotlyjs(), encoding='utf-8')
+    return out
 
 # %% ../nbs/05_viz.ipynb #3e4be7c7
 def png_bytes(rgb:np.ndarray) -> bytes: # (H, W, 3) uint8

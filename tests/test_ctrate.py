@@ -211,7 +211,7 @@ def test_bad_labels_are_one_line_errors(ctrate, runs, tmp_path):
     rc, _, err = ctglip('evaluate', runs['ctglip'], '--data', ctrate['root'], '--labels', tmp_path/'bad.csv', '--out', tmp_path/'o')
     assert rc == 2 and err.count('\n') == 1 and "bad.csv: row 5, column 'Emphysema': value 2 is not 0 or 1" in err
     rc, _, err = ctglip('evaluate', runs['ctglip'], '--data', ctrate['root'], '--work', runs['work'], '--split', 'test', '--out', tmp_path/'o')
-    assert rc == 2 and err.count('\n') == 1 and "no cached scans in split 'test'" in err
+    assert rc == 2 and err.count('\n') == 1 and "no split 'test' in the data; its splits: train, valid" in err
 
 
 def test_v1_ids_and_blank_headers(tmp_path):
@@ -293,3 +293,14 @@ def test_real_ctrate_reports_end_to_end(tmp_path):
     res, scores, _ = _evaluate(ds, dict(work=work, ctglip=run), 'ctglip', tmp_path/'eval')
     scored = scores.index[scores.part == 'scored']; y = ds['labels']['valid'].assign(s=lambda v: v.VolumeName.str[:-7]).set_index('s').loc[scored]
     assert {k: m['n_pos'] for k, m in res['labels'].items()} == {k: int(y[k].sum()) for k in CTRATE_LABELS}
+
+
+def test_results_explorer_reads_the_evaluation(ctrate, runs, tmp_path):
+    "`ctglip evaluate`'s wide scores.csv opens in the results explorer as the long table of its scored scans."
+    from ctglip.browse.results import read_scores, roc_figure, SCAN
+    res, scores, _ = _evaluate(ctrate, runs, 'ctglip', tmp_path/'o')
+    S = read_scores(tmp_path/'o')
+    assert set(S.abnormality) == set(scores.columns) - {'part'} and set(S.organ) == {SCAN} and set(S.model) == {'ctglip'}
+    assert len(S) == res['n_scans'] * S.abnormality.nunique()
+    both = [a for a, g in S.groupby('abnormality') if g.y.nunique() == 2]
+    assert both and roc_figure(S, SCAN, both[0]).data[1].name.startswith('ctglip (AUC')

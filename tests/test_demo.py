@@ -33,7 +33,8 @@ def test_predict_on_demo_run(demo_dir, tmp_path, model, capsys):
     rep = tmp_path/'report.txt'; rep.write_text('The liver contains a 2 cm cyst. The spleen is normal.')
     assert predict_cli([str(demo_dir/model), str(case['image']), str(case['mask']), '--report', str(rep), '--out', str(out), '--top', '3']) == 0
     res = json.loads(out.read_text())
-    assert set(res) == {'organs'} and 'liver' in res['organs']
+    assert set(res) == {'checkpoint', 'step', 'inputs', 'config', 'organs'} and 'liver' in res['organs']
+    assert res['step'] == 4 and res['config']['preset'] == 'tiny' and res['inputs']['report'] == str(rep) and res['inputs']['mask_version'] == 'v2'
     assert all(set(v) == {'predicted', 'score', 'abnormalities', 'report'} for v in res['organs'].values())
     liver = res['organs']['liver']
     assert isinstance(liver['predicted'], str) and 0 <= liver['score'] <= 1
@@ -77,3 +78,27 @@ def test_predict_on_a_large_scan_in_laptop_memory(demo_dir, tmp_path):
     peak = int(r.stdout.split('peak_rss_mb')[-1]); print(f"predict on 512 x 512 x 400: peak RSS {peak} MB")
     assert peak < 6000, peak
     assert {'liver', 'kidney_left', 'spleen'} <= set(json.loads((tmp_path/'b.json').read_text())['organs'])
+
+
+def test_predict_takes_the_model_file(demo_dir, tmp_path, capsys):
+    "A run folder, a checkpoint folder and the model.safetensors in it name the same model."
+    case = embedded_case(); ck = json.loads((demo_dir/'ctglip'/'checkpoint.json').read_text())['latest']
+    outs = []
+    for i, r in enumerate([demo_dir/'ctglip', demo_dir/'ctglip'/ck, demo_dir/'ctglip'/ck/'model.safetensors']):
+        assert predict_cli([str(r), str(case['image']), str(case['mask']), '--out', str(tmp_path/f'{i}.json')]) == 0
+        outs.append(json.loads((tmp_path/f'{i}.json').read_text())['organs'])
+    assert outs[0] == outs[1] == outs[2]
+    head = capsys.readouterr().out.splitlines()[0]
+    assert head.split() == ['organ', 'predicted', 'p', 'top', 'abnormalities', '(p)']
+
+
+def test_embed_a_dataset(demo_dir, tmp_path):
+    import pandas as pd
+    from ctglip.eval.predict import embed_cli, SCAN_ROW
+    out = tmp_path/'emb.csv.gz'
+    assert embed_cli([str(demo_dir/'ctglip'), '--data', str(demo_dir/'data'), '--splits', 'test', '--out', str(out), '--no-progress']) == 0
+    t = pd.read_csv(out); e = t.filter(regex=r'^e\d+$').values
+    scans = {p.name.replace('.nii.gz', '') for p in (demo_dir/'data'/'dataset'/'test').rglob('*.nii.gz')}
+    assert set(t.scan_id) == scans and (t.organ == SCAN_ROW).sum() == len(scans)
+    assert not t.duplicated(['scan_id', 'organ']).any() and 'liver' in set(t.organ)
+    assert np.allclose(np.linalg.norm(e, axis=1), 1, atol=1e-4)

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/61_browse.results.ipynb #557e4f2b
 from __future__ import annotations
-import re
+import json, re
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +15,13 @@ from ..core import CtglipError
 from ..anatomy import readable, group_label_ids
 from ..eval.metrics import roc_curve, roc_auc, youden_threshold
 from ..data.volume import load_volume, load_mask
+from ..data.public import read_labels
 from ..viz import case_figure
 
 # %% auto #0
-__all__ = ['SCORE_COLS', 'COLORS', 'scores_frame', 'roc_figure', 'score_figure', 'worst_cases', 'auc_figure', 'organ_figure',
-           'confusion_figure', 'case_files', 'report_sentences', 'case_panel', 'results_browser']
+__all__ = ['SCORE_COLS', 'COLORS', 'SCAN', 'scores_frame', 'organ_label', 'roc_figure', 'evaluation_scores', 'read_scores',
+           'score_figure', 'worst_cases', 'auc_figure', 'organ_figure', 'confusion_figure', 'case_files',
+           'report_sentences', 'case_panel', 'results_browser']
 
 # %% ../../nbs/61_browse.results.ipynb #213b1b06
 SCORE_COLS = ['model', 'scan_id', 'organ', 'abnormality', 'y', 'score']
@@ -36,6 +38,12 @@ def scores_frame(results:dict): # model name -> `ctglip.eval.core.evaluate` resu
                                          y=a['labels'][m, j].astype(int), score=a['scores'][m, j])))
     return pd.concat(out, ignore_index=True)[SCORE_COLS]
 
+SCAN = 'scan'   # the organ of a scan-level label (`ctglip evaluate`)
+
+def organ_label(organ:str) -> str:
+    "How a figure names the organ of a task."
+    return 'whole scan' if organ == SCAN else readable(organ)
+
 def _task(S, organ, abnormality):
     t = S[(S.organ == organ) & (S.abnormality == abnormality)]
     if not len(t): raise CtglipError(f"no scores for {abnormality!r} in {organ!r}")
@@ -51,9 +59,36 @@ def roc_figure(S:pd.DataFrame, organ:str, abnormality:str, height:int=380) -> go
         fig.add_trace(go.Scatter(x=fpr, y=tpr, mode='lines', line_color=c, name=f"{m} (AUC {roc_auc(g.y.values, g.score.values):.3f})", legendgroup=m))
         fig.add_trace(go.Scatter(x=[fpr[k]], y=[tpr[k]], mode='markers', marker=dict(size=9, symbol='x', color=c), name=f"{m} Youden point",
                                  legendgroup=m, showlegend=False))
-    fig.update_layout(title=f"{abnormality} ({readable(organ)}): ROC", xaxis_title='1 - specificity', yaxis_title='sensitivity',
-                      height=height, width=height + 120, margin=dict(t=40, l=50, r=10, b=40))
+    fig.update_layout(title=dict(text=f"{abnormality} ({organ_label(organ)}): ROC", x=0, xanchor='left', y=1, yref='paper', yanchor='bottom', pad=dict(b=8)),
+                      xaxis_title='1 - specificity', yaxis_title='sensitivity', height=height, width=height + 120,   # the title sits on the plot, under the toolbar
+                      margin=dict(t=70, l=50, r=10, b=40))
     return fig
+
+# %% ../../nbs/61_browse.results.ipynb #7f714d69
+def evaluation_scores(out, # a `ctglip evaluate` output folder (metrics.json, scores.csv)
+                      labels=None, # labels CSV(s) (default: the files its metrics.json names)
+                      model:str|None=None) -> pd.DataFrame: # the model's name in the table (default: the run's model)
+    "The long score table of a `ctglip evaluate` output: its wide scores.csv with the 0/1 labels, organ `scan`."
+    out = Path(out)
+    for f in ('metrics.json', 'scores.csv'):
+        if not (out/f).is_file(): raise CtglipError(f"not a ctglip evaluate output (no {f})", out)
+    rec = json.loads((out/'metrics.json').read_text()); sc = pd.read_csv(out/'scores.csv', index_col=0)
+    if 'part' in sc.columns: sc = sc[sc.part == 'scored'].drop(columns='part')   # the calibration scans chose the thresholds
+    files = [labels] if isinstance(labels, (str, Path)) else labels or rec.get('protocol', {}).get('labels_files', [])
+    if not files: raise CtglipError("no labels CSV: give labels=", out/'metrics.json')
+    lab = read_labels(files, list(sc.columns)); sc.index = sc.index.astype(str)
+    miss = [s for s in sc.index if s not in lab.index]
+    if miss: raise CtglipError(f"{len(miss)} scored scan(s) without labels (e.g. {miss[0]!r})", files[0])
+    name = model or rec.get('model', 'model')
+    long = [pd.DataFrame(dict(model=name, scan_id=sc.index, organ=SCAN, abnormality=c, y=lab.loc[sc.index, c].astype(int).values, score=sc[c].values))
+            for c in sc.columns]
+    return pd.concat(long, ignore_index=True)[SCORE_COLS]
+
+def read_scores(path, labels=None, model:str|None=None) -> pd.DataFrame:
+    "The long score table from a long CSV (the demo's `zeroshot_scores.csv`) or a `ctglip evaluate` folder or its scores.csv."
+    p = Path(path)
+    if p.is_file() and set(SCORE_COLS) <= set(pd.read_csv(p, nrows=0).columns): return pd.read_csv(p)[SCORE_COLS]
+    return evaluation_scores(p.parent if p.is_file() else p, labels, model)
 
 # %% ../../nbs/61_browse.results.ipynb #efb9a95c
 def score_figure(S:pd.DataFrame, organ:str, abnormality:str, height:int=380) -> go.Figure:
@@ -63,7 +98,7 @@ def score_figure(S:pd.DataFrame, organ:str, abnormality:str, height:int=380) -> 
         g = t[t.y == cls]
         fig.add_trace(go.Box(x=g.model, y=g.score, name=name, marker_color=col, boxpoints='all', jitter=.4, pointpos=0,
                              text=g.scan_id, hovertemplate='%{text}: %{y:.3f}'))
-    fig.update_layout(boxmode='group', title=f"{abnormality} ({readable(organ)}): scores", yaxis_title='zero-shot probability',
+    fig.update_layout(boxmode='group', title=f"{abnormality} ({organ_label(organ)}): scores", yaxis_title='zero-shot probability',
                       height=height, margin=dict(t=40, l=50, r=10, b=40))
     return fig
 
@@ -83,7 +118,7 @@ def auc_figure(tables:dict, # model name -> per-task table (organ, abnormality, 
     "Grouped bars of one metric per (organ, abnormality) task, one bar group per task."
     fig = go.Figure()
     for m, t in tables.items():
-        x = [f"{a} ({readable(o)})" for o, a in zip(t.organ, t.abnormality)]
+        x = [f"{a} ({organ_label(o)})" for o, a in zip(t.organ, t.abnormality)]
         err = dict(type='data', symmetric=False, array=t[f'{metric}_hi'] - t[metric], arrayminus=t[metric] - t[f'{metric}_lo']) if f'{metric}_lo' in t else None
         fig.add_trace(go.Bar(name=m, x=x, y=t[metric], error_y=err, marker_color=COLORS[len(fig.data) % len(COLORS)]))
     fig.update_layout(barmode='group', yaxis_title=f"zero-shot {metric.upper()}", height=height, margin=dict(t=30, b=120),
@@ -100,12 +135,14 @@ def organ_figure(per_organ:pd.Series, height:int=360) -> go.Figure:
     return fig
 
 def confusion_figure(confusion:pd.DataFrame, height:int=520) -> go.Figure:
-    "Heatmap of the organ-recognition confusion matrix, rows normalised, predicted organs that occur."
-    cm = confusion.loc[:, confusion.sum(axis=0) > 0]
+    "Heatmap of the organ-recognition confusion matrix, rows normalised: columns in the rows' order (the diagonal is correct), then other predicted organs that occur."
+    extra = [c for c in confusion.columns if c not in confusion.index and confusion[c].sum() > 0]
+    cm = confusion.reindex(columns=list(confusion.index) + extra, fill_value=0)
     z = cm.values / np.maximum(cm.values.sum(1, keepdims=True), 1)
     fig = go.Figure(go.Heatmap(z=z, x=[readable(o) for o in cm.columns], y=[readable(o) for o in cm.index], colorscale='Blues',
                                zmin=0, zmax=1, text=cm.values, hovertemplate='true %{y}<br>predicted %{x}<br>%{text} cases<extra></extra>'))
-    fig.update_layout(xaxis_title='predicted', yaxis_title='true', yaxis_autorange='reversed', height=height, margin=dict(t=30))
+    fig.update_layout(xaxis_title='predicted', yaxis_title='true', yaxis_autorange='reversed', margin=dict(t=30),
+                      height=max(height, 16 * len(cm.index) + 160), xaxis_dtick=1, yaxis_dtick=1)   # every label shown
     return fig
 
 # %% ../../nbs/61_browse.results.ipynb #8fd28233
@@ -154,7 +191,7 @@ def results_browser(S:pd.DataFrame, # the long score table
     import ipywidgets as W
     from IPython.display import display
     tasks = sorted({(o, a) for o, a in zip(S.organ, S.abnormality)}, key=lambda t: (t[1], t[0]))
-    task_dd = W.Dropdown(options=[(f"{a} ({readable(o)})", (o, a)) for o, a in tasks], description='abnormality')
+    task_dd = W.Dropdown(options=[(f"{a} ({organ_label(o)})", (o, a)) for o, a in tasks], description='abnormality')
     model_dd = W.Dropdown(options=list(dict.fromkeys(S.model)), description='worst cases of')
     out = W.Output()
     def fig_out(fig):
@@ -166,6 +203,7 @@ def results_browser(S:pd.DataFrame, # the long score table
         for r in worst_cases(S, o, a, model_dd.value, k).itertuples():
             rows.append(W.HTML(f"<b>{r.error}</b>: {r.scan_id}, score {r.score:.3f} (threshold {r.threshold:.3f}), label {r.y}"))
             if data_dir is None: continue
+            if o == SCAN: continue   # a scan-level label: no organ to show
             fig, sents = case_panel(data_dir, r.scan_id, o, a, title=f"{r.scan_id}: {readable(o)}", height=260)
             rows += [fig_out(fig), W.HTML('<br>'.join(sents) or '<i>the report says nothing about this organ</i>')]
         out.clear_output()

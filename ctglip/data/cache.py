@@ -16,6 +16,7 @@ from ..core import CtglipError, HU_WINDOW, DEFAULT_SPACING, atomic_path, get_log
 from ..anatomy import id2name, v1_to_v2
 from .volume import read_scan, resample_pair, geometry_source
 from .layout import find_scans, shard_of, parse_shard, MASKS_HELP
+from ..config import Config, DATA_HELP, WORKERS_HELP, add_mask_version, out_folder, override, show_progress
 
 # %% auto #0
 __all__ = ['organ_boxes', 'foreground_box', 'read_pair', 'cache_scan', 'write_manifest', 'write_shard_manifest',
@@ -383,7 +384,7 @@ def build_cache(scans:list, # `Scan`s of `find_scans` (or dicts `scan_id, split,
     workers = workers or os.cpu_count() or 1
     args = [(s, str(out), tuple(spacing), tuple(hu_window), label_version) for s in todo]
     from tqdm.auto import tqdm
-    bar = tqdm(total=len(args), desc='cache', disable=not (progress and sys.stderr.isatty()), unit='scan')
+    bar = tqdm(total=len(args), desc='cache', disable=not show_progress(progress), unit='scan')
     n_meta = []
     def _done(r):
         sid, meta, err, dt = r
@@ -411,22 +412,29 @@ def build_cache(scans:list, # `Scan`s of `find_scans` (or dicts `scan_id, split,
 def cache_cli(argv:list[str]|None=None) -> int:
     "Command line: build (or resume) the preprocessing cache of a dataset directory, or merge its shards."
     p = argparse.ArgumentParser(prog='ctglip cache', description='Decode, canonicalise, resample and window every scan once into memory-mappable arrays.')
-    p.add_argument('dataset', help='dataset folder (CT-RATE layout, SynthCT, or a scans.csv; see ctglip.data.layout)')
-    p.add_argument('--out', required=True, help='cache directory (created; resumed when it exists)')
-    p.add_argument('--spacing', type=float, nargs=3, default=list(DEFAULT_SPACING), metavar=('X','Y','Z'), help='target spacing in mm')
-    p.add_argument('--window', type=float, nargs=2, default=list(HU_WINDOW), metavar=('LO','HI'), help='HU range kept')
-    p.add_argument('--shard', default='0/1', help='I/N: cache only the scans of shard I of N (a hash of the scan id; a job array); each writes manifest.shard-I-of-N.json')
-    p.add_argument('--workers', type=int, default=0, help='processes (0 = all cores)')
+    p.add_argument('dataset', help=DATA_HELP)
+    p.add_argument('--out', required=True, help='cache folder (created; resumed when it exists)')
+    p.add_argument('--shard', default='0/1', help='I/N: cache only the scans of shard I of N (a hash of the scan id; a job array); each writes manifest.shard-I-of-N.json (default 0/1: all)')
+    p.add_argument('--workers', type=int, default=0, help=WORKERS_HELP + ' (default 0)')
     p.add_argument('--retry-bad', action='store_true', help='retry scans listed as bad')
     p.add_argument('--masks', default=None, help=MASKS_HELP)
-    p.add_argument('--mask-version', default='v2', choices=['v2', 'v1'], help='TotalSegmentator id set of the masks (v1 ids are converted to v2)')
+    add_mask_version(p)
     p.add_argument('--merge', action='store_true', help='only join the shard manifests into manifest.json (after all shards finished)')
-    a = p.parse_args(argv)
-    i, n = parse_shard(a.shard)
+    p.add_argument('--no-progress', action='store_true', help='no progress bar')
+    p.add_argument('overrides', nargs='*', metavar='key=value', help=f"the cache geometry, spelled as for train and prepare: data.spacing=X,Y,Z in mm "
+                   f"(default {','.join(map(str, DEFAULT_SPACING))}) and data.hu_window=LO,HI (default {','.join(map(str, HU_WINDOW))})")
+    p.add_argument('--spacing', type=float, nargs=3, default=None, help=argparse.SUPPRESS)   # the older spellings
+    p.add_argument('--window', type=float, nargs=2, default=None, help=argparse.SUPPRESS)
+    a = p.parse_intermixed_args(argv)
+    bad = [o for o in a.overrides if o.split('=', 1)[0].strip() not in ('data.spacing', 'data.hu_window')]
+    if bad: raise CtglipError(f"ctglip cache takes only data.spacing= and data.hu_window=, not {bad[0]!r}")
+    d = override(Config(), a.overrides).data
+    spacing, window = list(a.spacing or d.spacing), list(a.window or d.hu_window)
+    out_folder(a.out); i, n = parse_shard(a.shard)
     if a.merge:
         man = merge_manifests(a.out, n if n > 1 else None)
         print(f"merged {man['shards']} shards: {man['n_scans']} scans in {a.out}, {len(man['bad'])} bad"); return 0
-    man = build_cache(find_scans(a.dataset, a.masks), a.out, a.spacing, a.window, a.workers, (i, n), a.retry_bad, progress=True, label_version=a.mask_version)
+    man = build_cache(find_scans(a.dataset, a.masks), a.out, spacing, window, a.workers, (i, n), a.retry_bad, progress=not a.no_progress, label_version=a.mask_version)
     where = f"shard {i}/{n} of {a.out} (manifest.json once all {n} shards finished)" if 'shard' in man else a.out
     print(f"{man['n_scans']} scans cached in {where}, {len(man['bad'])} bad")
     for k,v in man['bad'].items(): print(f"  bad {k}: {v}")

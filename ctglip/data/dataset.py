@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+from tqdm.auto import tqdm
 
 from ..core import CtglipError, HU_WINDOW, atomic_path, get_logger
+from ..config import show_progress
 from ..anatomy import pair_organs
 from .layout import (Work, MASKS_HELP, data_kind, default_work, find_scans, read_pairs, read_scans, write_pairs,
                                 write_scans, pairs_by_scan, parse_shard)
@@ -25,7 +27,7 @@ from .transform import scan_transform, label_counts
 # %% auto #0
 __all__ = ['DataPaths', 'prepare_data', 'missing_data', 'prepare_command', 'prepare_cli', 'check_cache', 'scan_arrays',
            'negatives_dictionary', 'sample_negatives', 'CacheDataset', 'collate', 'to_device', 'StepSampler',
-           'DeviceLoader', 'make_loader', 'split_loader']
+           'DeviceLoader', 'make_loader', 'split_loader', 'empty_split']
 
 # %% ../../nbs/18_data.dataset.ipynb #e395ba3b
 @dataclass(frozen=True)
@@ -52,7 +54,8 @@ def prepare_data(data, # a dataset folder, a pairs .jsonl file (scans.jsonl besi
                  work=None, # work folder for a dataset (default `default_work(data)`)
                  masks=None, # folder of organ masks (default: the dataset's own)
                  workers:int=0, # cache build processes (0 = all cores)
-                 rank:int=0) -> DataPaths: # only rank 0 builds
+                 rank:int=0, # only rank 0 builds
+                 progress:bool=True) -> DataPaths: # progress bars while pairing and caching (`show_progress`)
     "The pairs, scan table and cache of `data` for `cfg`, built when missing."
     kind, p, w = _work(data, work); log = get_logger('ctglip.data')
     pairs = p if kind == 'pairs' else w.pairs
@@ -62,18 +65,19 @@ def prepare_data(data, # a dataset folder, a pairs .jsonl file (scans.jsonl besi
         if kind == 'dataset' and not (pairs.is_file() and w.scans.is_file() and made == want):
             if made is not None and made != want: log.info(f"the pairs in {w.path} were made with {made}; re-pairing with {want}")
             scans = find_scans(p, masks, keep_non_chest=cfg.data.keep_non_chest); log.info(f"pairing {len(scans)} scans of {p} into {w.path}")
-            write_scans(scans, w.scans); write_pairs(dataset_pairs(scans, cfg.data), pairs)
+            bar = tqdm(scans, desc='pairs', unit='scan', disable=not show_progress(progress))
+            write_scans(scans, w.scans); write_pairs(dataset_pairs(bar, cfg.data), pairs)
             with atomic_path(w.made) as t: Path(t).write_text(json.dumps(want, indent=1))
         scans = read_scans(w.scans)
         if not _cache_done(res.cache, scans):
             log.info(f"building the cache {res.cache}")
-            build_cache(scans, res.cache, cfg.data.spacing, cfg.data.hu_window, workers=workers, label_version=cfg.data.label_version)
+            build_cache(scans, res.cache, cfg.data.spacing, cfg.data.hu_window, workers=workers, label_version=cfg.data.label_version, progress=progress)
     if dist.is_available() and dist.is_initialized(): dist.barrier()
     return res
 
 # %% ../../nbs/18_data.dataset.ipynb #a7c1e002
 import argparse, os, shlex
-from ..config import Config, PRESETS, add_config_args, config_from_args, to_dict
+from ..config import Config, PRESETS, DATA_HELP, WORKERS_HELP, add_config_args, config_from_args, to_dict
 
 # %% ../../nbs/18_data.dataset.ipynb #a7c1e003
 def missing_data(data, # as for `prepare_data`
@@ -106,10 +110,11 @@ def prepare_command(data, cfg, work=None, masks=None) -> str:
 def prepare_cli(argv:list[str]|None=None) -> int:
     "Command line: build the pairs, scan table and cache that `ctglip train` reads, before `torchrun`."
     p = argparse.ArgumentParser(prog='ctglip prepare', description='Build everything `ctglip train` reads (pairs, scan table, cache) into the work folder, from one process, before torchrun.')
-    p.add_argument('--data', required=True, help='dataset folder (CT-RATE layout, SynthCT, scans.csv), or a pairs .jsonl file (then only its cache)')
+    p.add_argument('--data', required=True, help=DATA_HELP + ', or a pairs .jsonl file (then only its cache)')
     p.add_argument('--work', default=None, help='work folder (default: under $CTGLIP_CACHE or ~/.cache/ctglip); give train the same')
     p.add_argument('--masks', default=None, help=MASKS_HELP)
-    p.add_argument('--workers', type=int, default=0, help='cache processes (0 = all cores)')
+    p.add_argument('--workers', type=int, default=0, help=WORKERS_HELP + ' (default 0)')
+    p.add_argument('--no-progress', action='store_true', help='no progress bars')
     p.add_argument('--shard', default=None, help='I/N: pair and cache only the scans of shard I of N (a hash of the scan id; a job array; a killed shard resumes); the last shard to finish merges the pairs; then run once without --shard')
     add_config_args(p)
     a = p.parse_args(argv)
@@ -123,10 +128,10 @@ def prepare_cli(argv:list[str]|None=None) -> int:
         pair_shard(scans, work.pairs, cfg.data, made, (i, n), a.workers or os.cpu_count() or 1)
         if not unfinished_shards(scans, work.pairs, made, n): merge_pairs(scans, work.pairs, made, n)   # the last shard to finish
         cache = work.cache(cfg.data)
-        man = build_cache(scans, cache, cfg.data.spacing, cfg.data.hu_window, workers=a.workers, shard=(i, n), label_version=cfg.data.label_version)
+        man = build_cache(scans, cache, cfg.data.spacing, cfg.data.hu_window, workers=a.workers, shard=(i, n), label_version=cfg.data.label_version, progress=not a.no_progress)
         print(f"shard {i}/{n}: paired and {man['n_scans']} scans cached in {cache}, {len(man['bad'])} bad; once every shard finished: "
               + prepare_command(a.data, cfg, a.work, a.masks)); return 0
-    paths = prepare_data(a.data, cfg, a.work, a.masks, workers=a.workers)
+    paths = prepare_data(a.data, cfg, a.work, a.masks, workers=a.workers, progress=not a.no_progress)
     left = missing_data(a.data, cfg, a.work, a.masks)
     if left: raise CtglipError(f"still missing after the build: {'; '.join(left)}", a.data)
     n = len(read_pairs(paths.pairs)); c = Cache(paths.cache)
@@ -381,5 +386,11 @@ def split_loader(paths:DataPaths, # `prepare_data` output
                  **kw) -> DeviceLoader: # more `CacheDataset` options (e.g. `slab_mm`)
     "The deterministic loader of one split: no augmentation, each scan once, in scan order."
     ds = CacheDataset(paths.cache, paths.pairs, cfg, split=split, train=False, reports=paths.scans, **kw)
-    if not len(ds): raise CtglipError(f"no cached scans in split {split!r}", paths.pairs)
+    if not len(ds): raise empty_split(paths, split)
     return make_loader(ds, device=device, shuffle=False)
+
+def empty_split(paths:DataPaths, split:str) -> CtglipError:
+    "The error for a split with nothing to score: a split the data lacks (naming those it has), or one with no cached scan."
+    have = sorted({s.split for s in read_scans(paths.scans)}) if paths.scans.is_file() else []
+    if split not in have: return CtglipError(f"no split {split!r} in the data; its splits: {', '.join(have) or 'none'}", paths.scans)
+    return CtglipError(f"no cached scan with an organ pair in split {split!r}", paths.cache)

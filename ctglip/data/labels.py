@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..core import CtglipError, atomic_path
+from ..config import out_file
 from .report import Lexicon, parse_report, phrase_pattern
 
 # %% auto #0
@@ -97,16 +98,17 @@ def labels_cli(argv:list|None=None) -> int:
     p.add_argument('--text-col', default='Findings_EN,Impressions_EN', help='text column(s), comma-separated (default Findings_EN,Impressions_EN)')
     p.add_argument('--id-col', default='VolumeName', help='id column copied to the output (default VolumeName)')
     p.add_argument('--label-set', default='ct-rate', choices=sorted(LABEL_SETS), help='label set (default ct-rate: the 18 CT-RATE columns)')
-    p.add_argument('--uncertain', default='positive', choices=['positive', 'negative'], help='how to count uncertain mentions')
+    p.add_argument('--uncertain', default='positive', choices=['positive', 'negative'], help='how to count uncertain mentions (default positive)')
     p.add_argument('--out', required=True, help='output CSV')
     a = p.parse_args(argv)
-    path = Path(a.reports)
+    path = Path(a.reports); out_file(a.out)
     if not path.is_file(): raise CtglipError("file not found", path)
     try: df = pd.read_csv(path)
     except Exception as e: raise CtglipError(f"not a readable CSV ({type(e).__name__})", path) from None
     cols = [c.strip() for c in a.text_col.split(',') if c.strip()]
     miss = [c for c in cols + [a.id_col] if c not in df.columns]
     if miss: raise CtglipError(f"column(s) {miss} not found (columns: {list(df.columns)[:8]})", path)
+    if df.empty: raise CtglipError("no reports: the CSV holds a header and no rows", path)
     out = labels_frame(df, cols if len(cols) > 1 else cols[0], a.id_col, a.label_set, a.uncertain == 'positive')
     with atomic_path(a.out) as t: out.to_csv(t, index=False)
     pos = out.drop(columns=a.id_col).sum().sort_values(ascending=False)

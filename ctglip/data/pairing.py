@@ -20,7 +20,7 @@ from .report import Report, parse_report, attached_groups, finding_name, sentenc
 from .volume import read_mask
 from .layout import Scan, find_scans, read_pairs, write_pairs, write_scans, shard_of, parse_shard, MASKS_HELP
 from .public import load_radgenome_regions, radgenome_scan_units
-from ..config import DataConfig, add_config_args, config_from_args, override
+from ..config import DATA_HELP, WORKERS_HELP, DataConfig, add_config_args, config_from_args, override
 
 # %% auto #0
 __all__ = ['UNMENTIONED', 'NORMAL_TEMPLATE', 'POLICY_KEYS', 'mask_organs', 'normal_text', 'truncation_keeps', 'make_pairs',
@@ -291,16 +291,16 @@ def _shard_counts(pf) -> list:
 def pairs_cli(argv:list|None=None) -> int:
     "`ctglip pairs DATASET --out WORK`: organ-level pairs and the scan table of a dataset folder."
     p = argparse.ArgumentParser(prog='ctglip pairs', description='Organ-level image-text pairs of a dataset folder (CT-RATE layout, SynthCT or scans.csv).')
-    p.add_argument('dataset_dir', help='dataset folder (dataset/<split>/..., radiology_text_reports/, masks/; or scans.csv)')
+    p.add_argument('dataset_dir', help=DATA_HELP)
     p.add_argument('--out', required=True, help='work folder (pairs.jsonl and scans.jsonl go there), or a pairs .jsonl path')
     p.add_argument('--masks', default=None, help=MASKS_HELP)
     p.add_argument('--mask-version', default=None, choices=['v2', 'v1'], help='shorthand for data.label_version')
     p.add_argument('--unmentioned', default=None, choices=list(UNMENTIONED), help='shorthand for data.unmentioned_as_normal (normal = true)')
     p.add_argument('--keep-truncated', action='store_true', help='shorthand for data.keep_truncated=true')
-    p.add_argument('--splits', nargs='*', default=None, help='only these splits (default all)')
+    p.add_argument('--splits', nargs='*', default=None, help='only these splits (default: all)')
     p.add_argument('--stats', default=None, help='also write the per-organ statistics to this CSV')
     p.add_argument('--radgenome', default=None, help='pair the RadGenome-ChestCT region sentences of this CSV (Volumename, Anatomy, Sentence) instead of the reports')
-    p.add_argument('--workers', type=int, default=1, help='processes pairing scans (0 = all cores)')
+    p.add_argument('--workers', type=int, default=1, help=WORKERS_HELP + ' (default 1)')
     p.add_argument('--shard', default=None, help='I/N: pair only the scans of shard I (a job array); the last shard to finish writes pairs.jsonl')
     p.add_argument('--merge', action='store_true', help='only join the finished shards into pairs.jsonl')
     add_config_args(p)

@@ -13,15 +13,16 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from ..core import CtglipError, HU_WINDOW, window_hu, get_logger
+from ..core import CtglipError, HU_WINDOW, window_hu, get_logger, atomic_path
+from ..config import add_mask_version, out_file
 from ..anatomy import check_label_ids, remap_labels, id2name, name2id, group_of
 from ..anatomy import group_label_ids, radgenome_regions
 
 # %% auto #0
-__all__ = ['Volume', 'ctrate_affine', 'ctrate_hu_rule', 'geometry_source', 'source_affine', 'load_volume', 'save_volume',
-           'load_dicom', 'save_dicom_series', 'region_label', 'read_region_masks', 'load_mask', 'on_grid',
-           'check_aligned', 'image_grid', 'read_mask', 'read_scan', 'resample', 'resample_to', 'resample_pair',
-           'organ_stats', 'organ_centroids', 'window', 'crop_organ', 'organs_table', 'organs_cli']
+__all__ = ['SWAPPED_HINT', 'Volume', 'ctrate_affine', 'ctrate_hu_rule', 'geometry_source', 'source_affine', 'load_volume',
+           'save_volume', 'load_dicom', 'save_dicom_series', 'region_label', 'read_region_masks', 'load_mask',
+           'on_grid', 'check_aligned', 'image_grid', 'read_mask', 'read_scan', 'resample', 'resample_to',
+           'resample_pair', 'organ_stats', 'organ_centroids', 'window', 'crop_organ', 'organs_table', 'organs_cli']
 
 # %% ../../nbs/10_data.volume.ipynb #b8a8bd36
 @dataclass
@@ -336,6 +337,8 @@ def _region_folder(folder:Path, version:str) -> bool:
     ids = name2id(version)
     return any(folder.glob('*.json')) or any(p.name.split('.nii')[0] not in ids for p in folder.iterdir() if _is_nifti(p))
 
+SWAPPED_HINT = ': a CT image, not a label map? (the image comes first, then the mask)'
+
 def load_mask(path, # label-map NIfTI, a folder of per-class `<class>.nii.gz` files, or of RadGenome region masks
               like:Volume|None=None, # the image the mask must lie on
               version:str='v2', # TotalSegmentator id set of the file: 'v2' (117 classes) or 'v1' (104)
@@ -351,9 +354,11 @@ def load_mask(path, # label-map NIfTI, a folder of per-class `<class>.nii.gz` fi
         img = _read_nifti(path, affine); m = np.asarray(_read_data(img, path, None)); aff = img.affine
         if m.dtype.kind == 'f':
             if not np.isfinite(m).all(): raise CtglipError("mask holds NaN/inf values", path)
-            if not np.all(m == np.round(m)): raise CtglipError("mask holds non-integer values (is this an image, not a label map?)", path)
-        if m.min() < 0: raise CtglipError(f"mask holds negative label {int(m.min())}", path)
-        check_label_ids(np.unique(m), version, path)
+            if not np.all(m == np.round(m)): raise CtglipError(f"mask holds non-integer values{SWAPPED_HINT}", path)
+        if m.min() < 0: raise CtglipError(f"mask holds negative label {int(m.min())}{SWAPPED_HINT}", path)
+        ids = np.unique(m)
+        if len(ids) > 2 * len(id2name(version)): raise CtglipError(f"mask holds {len(ids)} distinct values{SWAPPED_HINT}", path)
+        check_label_ids(ids, version, path)
         lab = m.astype(np.int16)
     if version != 'v2': lab = remap_labels(lab, version, 'v2')
     if not lab.any(): raise CtglipError("mask is empty (no labelled voxel)", path)
@@ -511,11 +516,13 @@ def organs_cli(argv:list|None=None) -> int:
     p.add_argument('image', help='CT image: NIfTI file or a folder with one DICOM series')
     p.add_argument('mask', help='organ mask: label-map NIfTI or a folder of per-class <class>.nii.gz files')
     p.add_argument('--csv', help='also write the table to this CSV file')
-    p.add_argument('--version', default='v2', choices=['v2', 'v1'], help='TotalSegmentator id set of the mask (default v2)')
+    add_mask_version(p, '--version')
     p.add_argument('--resample-mask', action='store_true', help='resample a mask on another grid onto the image through the affines')
-    p.add_argument('--spacing', type=float, help='resample image and mask to this isotropic spacing (mm) first')
+    p.add_argument('--spacing', type=float, help='resample image and mask to this isotropic spacing (mm) first (default: as they are)')
     a = p.parse_args(argv)
-    df = organs_table(a.image, a.mask, a.version, a.resample_mask, a.spacing)
+    if a.csv: out_file(a.csv, '--csv')
+    df = organs_table(a.image, a.mask, a.mask_version, a.resample_mask, a.spacing)
     with pd.option_context('display.max_rows', None, 'display.width', 120): print(df.to_string(index=False))
-    if a.csv: Path(a.csv).parent.mkdir(parents=True, exist_ok=True); df.to_csv(a.csv, index=False)
+    if a.csv:
+        with atomic_path(a.csv) as t: df.to_csv(t, index=False)
     return 0

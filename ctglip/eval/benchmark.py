@@ -23,7 +23,7 @@ from .zeroshot import abnormality_scores, _norm
 from .core import embed, text_encoder
 from ..data.pairing import scan_pairs
 from ..data.cache import Cache
-from ..data.dataset import CacheDataset, make_loader, prepare_data
+from ..data.dataset import CacheDataset, empty_split, make_loader, prepare_data
 from ..train import load_run
 
 # %% auto #0
@@ -269,7 +269,7 @@ def benchmark_loader(paths, # `prepare_data` output
     "The deterministic loader of a split for scoring: its paired scans and its cached scans without a report, each once."
     units = read_pairs(paths.pairs) + unreported_units(paths, cfg, split)
     ds = CacheDataset(paths.cache, units, cfg, split=split, train=False, reports=paths.scans)
-    if not len(ds): raise CtglipError(f"no cached scans in split {split!r}", paths.pairs)
+    if not len(ds): raise empty_split(paths, split)
     return make_loader(ds, device=device, shuffle=False)
 
 def not_scored(scans:list, # the scan table (`read_scans`)
@@ -378,6 +378,7 @@ def evaluate_cli(argv:list[str]|None=None) -> int:
     path = write_benchmark(rec, sc, a.out)
     if prot['not_scored']: get_logger('ctglip.eval').warning(f"scans of split {a.split!r} not scored: {prot['not_scored']}")
     print(markdown_table(rec))
+    if rec['macro_auc'] is None: get_logger('ctglip.eval').warning(f"no AUC: no label has both positive and negative scans among the {rec['n_scans']} scored scans of split {a.split!r}; score more scans")
     print(f"{cfg.train.model} on {a.split}: macro AUC {_pct(rec['macro_auc'])}, macro F1 {_pct(rec['macro_f1'])} "
           f"({rec['n_scans']} scored scans of {rec['n_studies']} studies, {rec['n_calibration']} for thresholds, protocol {a.protocol}) -> {path}")
     return 0

@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from ..core import CtglipError, get_logger, atomic_path, window_hu
 from ..anatomy import pair_organs, group_lut, base_group
 from ..data.volume import Volume, read_scan
-from ..data.layout import read_metadata, scan_id
+from ..data.layout import read_metadata, scan_id, find_scans, MASKS_HELP
 from ..data.dataset import scan_arrays
 from ..data.transform import scan_transform
 from ..prompts import ORGAN_TEMPLATE, organ_prompts
@@ -22,11 +23,12 @@ from .zeroshot import abnormality_scores, embed_texts, _norm
 from ..data.report import parse_report
 from .core import model_level, text_encoder
 from ..core import get_device
-from ..train import load_run
+from ..train import load_run, checkpoint_dir
+from ..config import DATA_HELP, add_mask_version, cli_device, out_file, show_progress, to_dict
 
 # %% auto #0
-__all__ = ['default_vocabulary', 'prepare', 'model_temperature', 'predict_organs', 'format_prediction', 'run_vocabulary',
-           'volume_meta', 'predict_cli']
+__all__ = ['SCAN_ROW', 'default_vocabulary', 'prepare', 'model_temperature', 'predict_organs', 'format_prediction',
+           'run_vocabulary', 'volume_meta', 'predict_cli', 'scan_embedding_rows', 'embed_cli']
 
 # %% ../../nbs/43_eval.predict.ipynb #8d94ba39
 def default_vocabulary() -> dict:
@@ -128,19 +130,21 @@ def _report_texts(path, organs) -> dict:
     return parse_report(Path(path).read_text(errors='replace')).organ_texts(organs)
 
 def format_prediction(res:dict) -> str:
-    "One line per organ: mask organ -> predicted organ (score) | top abnormalities."
-    w = max((len(o) for o in res['organs']), default=5)
-    lines = [f"{'organ':<{w}}  predicted (p)  |  top abnormalities (p)"]
-    for o, v in res['organs'].items():
+    "A table, one row per organ: mask organ, predicted organ, its probability, top abnormalities; then the report's sentences about it."
+    org = res['organs']
+    w = max([len('organ')] + [len(o) for o in org]); wp = max([len('predicted')] + [len(v['predicted']) for v in org.values()])
+    lines = [f"{'organ':<{w}}  {'predicted':<{wp}}  {'p':>4}  top abnormalities (p)"]
+    for o, v in org.items():
         ab = ', '.join(f"{a} {p:.2f}" for a, p in list(v['abnormalities'].items())[:3])
-        lines.append(f"{o:<{w}}  {v['predicted']} ({v['score']:.2f})  |  {ab}")
+        lines.append(f"{o:<{w}}  {v['predicted']:<{wp}}  {v['score']:.2f}  {ab or '-'}".rstrip())
+        if 'report' in v: lines.append(f"{'':<{w}}  report: {' '.join(v['report']) or '(not mentioned)'}")
     return '\n'.join(lines)
 
 # %% ../../nbs/43_eval.predict.ipynb #d70acaa4
 def run_vocabulary(path) -> dict|None:
     "organ -> abnormality names of the dictionary a run trained with (`vocabulary.json` in the run), or None."
     p = Path(path); p = p if p.is_dir() else p.parent
-    f = next((q/'vocabulary.json' for q in (p, p.parent) if (q/'vocabulary.json').is_file()), None)
+    f = next((q/'vocabulary.json' for q in (p, p.parent, p.parent.parent) if (q/'vocabulary.json').is_file()), None)
     return None if f is None else json.loads(f.read_text())
 
 def volume_meta(metadata, # a metadata CSV (CT-RATE's metadata/*.csv), or None
@@ -154,29 +158,84 @@ def volume_meta(metadata, # a metadata CSV (CT-RATE's metadata/*.csv), or None
 def predict_cli(argv:list[str]|None=None) -> int:
     "`ctglip predict`: zero-shot organ recognition and abnormality scores for one scan."
     p = argparse.ArgumentParser(prog='ctglip predict', description='Zero-shot organ recognition and abnormality scores for a CT and its organ mask.')
-    p.add_argument('checkpoint', help='a run directory (ctglip train / ctglip demo) or a checkpoint file in it')
+    p.add_argument('checkpoint', help='a run folder (ctglip train / ctglip demo), one of its checkpoint folders, or the model.safetensors in one')
     p.add_argument('image', help='CT: NIfTI file or DICOM folder')
     p.add_argument('mask', help='organ mask: TotalSegmentator label map or folder of per-class files')
     p.add_argument('--report', default=None, help='the radiology report (text file), optional')
-    p.add_argument('--out', default=None, help='write the result as JSON here')
-    p.add_argument('--version', default='v2', choices=['v2', 'v1'], help='TotalSegmentator id set of the mask')
+    p.add_argument('--out', default=None, help='also write the result as JSON to this file: checkpoint, step, inputs, config, organs')
+    add_mask_version(p, '--version')
     p.add_argument('--resample-mask', action='store_true', help='resample a mask on another grid onto the image')
     p.add_argument('--metadata', default=None, help="the dataset's metadata CSV (CT-RATE metadata/*.csv): geometry of a blank v1 header, rescale")
-    p.add_argument('--top', type=int, default=5, help='abnormalities per organ (0 = all)')
-    p.add_argument('--device', default='auto')
+    p.add_argument('--top', type=int, default=5, help='abnormalities per organ in the JSON, 0 = all (default 5)')
+    p.add_argument('--device', default='auto', help='auto (a GPU when there is one), cpu, cuda, cuda:1, mps (default auto)')
     a = p.parse_args(argv)
-    dev = get_device(a.device)
-    img, msk = read_scan(a.image, a.mask, volume_meta(a.metadata, a.image), a.version, a.resample_mask)
-    model, cfg = load_run(a.checkpoint, device=dev); voc = run_vocabulary(a.checkpoint)
+    if a.out: out_file(a.out)
+    dev = cli_device(a.device)
+    if a.report and not Path(a.report).is_file(): raise CtglipError("report file not found", a.report)
+    img, msk = read_scan(a.image, a.mask, volume_meta(a.metadata, a.image), a.mask_version, a.resample_mask)
+    ck = Path(a.checkpoint); ck = ck.parent if ck.is_file() else ck
+    model, cfg = load_run(ck, device=dev); voc = run_vocabulary(ck)
     res = predict_organs(model, prepare(img, msk, cfg), voc, cfg.model.organ_prompt, a.top, dev, cfg.data.lung_units)
     organs = list(res['organs'])
     if a.report:
-        if not Path(a.report).is_file(): raise CtglipError("report file not found", a.report)
         texts = _report_texts(a.report, organs)
         for o, v in res['organs'].items(): v['report'] = texts.get(o, [])
     print(format_prediction(res))
     if a.out:
-        with atomic_path(a.out) as t: Path(t).write_text(json.dumps({'organs': res['organs']}, indent=1) + '\n')
-        Path(a.out).chmod(0o644)
+        d = checkpoint_dir(ck); step = json.loads((d/'state.json').read_text()).get('step')
+        inputs = dict(image=str(a.image), mask=str(a.mask), mask_version=a.mask_version, report=a.report, metadata=a.metadata)
+        doc = dict(checkpoint=str(d), step=step, inputs=inputs, config=to_dict(cfg), organs=res['organs'])
+        with atomic_path(a.out) as t: Path(t).write_text(json.dumps(doc, indent=1) + '\n')
         print(f"wrote {a.out}")
+    return 0
+
+# %% ../../nbs/43_eval.predict.ipynb #7b7d5c22
+SCAN_ROW = 'scan'   # the organ of a scan's whole-scan embedding in the table
+
+@torch.no_grad()
+def scan_embedding_rows(model, # a CT-GLIP or CLIP model
+                        windows:list, # `prepare` output
+                        scan_id:str, device=None) -> pd.DataFrame:
+    "The embedding rows of one scan: one per organ, and one for the whole scan (organ `SCAN_ROW`)."
+    device = device or next(model.parameters()).device
+    was = model.training; model.eval()
+    try:
+        organs, emb = _organ_embeddings(model, windows, 'organ', device)
+        ws = np.array([sum(w['voxels']) for w in windows], float)
+        se = np.stack([model.encode_scans(w['image'].to(device))[0].float().cpu().numpy() for w in windows])
+        scan = _norm((ws[:, None] * se).sum(0, keepdims=True) / ws.sum())
+    finally: model.train(was)
+    vox = {}
+    for w in windows:
+        for o, n in zip(w['organs'], w['voxels']): vox[o] = vox.get(o, 0) + n
+    E = np.concatenate([emb, scan]); keys = pd.DataFrame(dict(scan_id=scan_id, organ=organs + [SCAN_ROW], voxels=[vox[o] for o in organs] + [int(ws.sum())]))
+    return pd.concat([keys, pd.DataFrame(E, columns=[f'e{k}' for k in range(E.shape[1])])], axis=1)
+
+# %% ../../nbs/43_eval.predict.ipynb #55cc8025
+def embed_cli(argv:list[str]|None=None) -> int:
+    "`ctglip embed RUN --data DATA --out TABLE.csv`: organ and scan embeddings of the scans of a dataset."
+    p = argparse.ArgumentParser(prog='ctglip embed', description='Organ and scan embeddings of every scan with a mask in a dataset, as one table keyed by scan and organ.')
+    p.add_argument('run', help='a run folder (ctglip train / ctglip demo), one of its checkpoint folders, or the model.safetensors in one')
+    p.add_argument('--data', required=True, help=DATA_HELP)
+    p.add_argument('--masks', default=None, help=MASKS_HELP)
+    p.add_argument('--splits', nargs='*', default=None, help='only the scans of these splits (default: all)')
+    p.add_argument('--out', required=True, help='the table to write: a .csv (or .csv.gz) file')
+    p.add_argument('--device', default='auto', help='auto (a GPU when there is one), cpu, cuda, cuda:1, mps (default auto)')
+    p.add_argument('--no-progress', action='store_true', help='no progress bar')
+    a = p.parse_args(argv)
+    out = out_file(a.out); dev = cli_device(a.device)
+    scans = [s for s in find_scans(a.data, a.masks) if a.splits is None or s.split in a.splits]
+    todo = [s for s in scans if s.mask]
+    if not todo: raise CtglipError(f"no scan with an organ mask{' in splits ' + ', '.join(a.splits) if a.splits else ''}", a.data)
+    ck = Path(a.run); ck = ck.parent if ck.is_file() else ck
+    model, cfg = load_run(ck, device=dev); rows, bad = [], {}
+    for s in tqdm(todo, desc='embed', unit='scan', disable=not show_progress(not a.no_progress)):
+        try: rows.append(scan_embedding_rows(model, prepare(*read_scan(s.image, s.mask, s.meta), cfg), s.scan_id, dev))
+        except CtglipError as e: bad[s.scan_id] = str(e)
+    for k, v in bad.items(): get_logger('ctglip.embed').warning(f"left out {k}: {v}")
+    if not rows: raise CtglipError(f"no scan could be embedded ({len(bad)} failed)", a.data)
+    table = pd.concat(rows, ignore_index=True)
+    with atomic_path(out) as t: table.to_csv(t, index=False, compression='gzip' if out.name.endswith('.gz') else None)
+    print(f"embed: {len(rows)} scans, {len(table) - len(rows)} organ rows, {table.shape[1] - 3} dims -> {out}"
+          + (f" ({len(bad)} left out, {len(scans) - len(todo)} without a mask)" if bad or len(scans) > len(todo) else ''))
     return 0

@@ -18,6 +18,8 @@ from ..core import CtglipError, embedded_case, get_logger, atomic_path, HU_MIN, 
 from ..anatomy import group_label_ids, id2name, name2id, CONTRAST_PHASES, contrast_enhancement
 from ..data.volume import Volume, load_volume, load_mask
 from .report import write_report, load_abnormalities, abnormality_columns
+from ..config import WORKERS_HELP, add_mask_version, cpu_workers, out_folder, show_progress
+from tqdm.auto import tqdm
 
 # %% auto #0
 __all__ = ['SIZES', 'FOV_KINDS', 'META_COLUMNS', 'last_run', 'SynthConfig', 'check_config', 'split_config', 'inner_body',
@@ -862,15 +864,18 @@ def generate(out_dir, # output folder (created; refused if it holds a dataset, u
     else:
         ctx = mp.get_context('fork' if os.name == 'posix' else 'spawn')
         pool = ctx.Pool(min(workers, n), _worker_init, init); results = pool.imap(_worker_job, jobs, chunksize=max(1, min(8, n // (4*workers))))
+    bar = tqdm(total=n, desc='synth', unit='case', disable=not show_progress(progress))
     try:
         for k, row in enumerate(results, 1):
             s = row['split']; counts[s] = counts.get(s, 0) + 1; cpu += row.pop('cpu_s')
             reports.write(s, row['report']); labels.write(s, row['labels']); meta.write(s, row['meta'])
-            if progress and (k % 50 == 0 or k == n): get_logger().info(f"synth: {k}/{n} cases, {k/(time.perf_counter()-t0):.2f} cases/s")
+            bar.update(1)
     except BaseException:
+        bar.close()
         if pool: pool.terminate(); pool.join()
         for c in (reports, labels, meta): c.close(ok=False)
         raise
+    bar.close()
     if pool: pool.close(); pool.join()
     for c in (reports, labels, meta): c.close()
     shutil.copyfile(_asset('synthct_abnormalities.csv'), out/'synthct_abnormalities.csv')
@@ -894,22 +899,26 @@ last_run = {} # timing of the last `generate` call in this process (not written 
 def synth_cli(argv:list|None=None) -> int:
     "ctglip synth: generate a SynthCT dataset."
     p = argparse.ArgumentParser(prog='ctglip synth', description='Generate SynthCT: paired CT-report cases on real anatomy, CT-RATE layout.')
-    p.add_argument('out_dir', help='output folder')
+    p.add_argument('--out', default=None, help='output folder (created)')
+    p.add_argument('out_dir', nargs='?', default=None, help=argparse.SUPPRESS)   # the older spelling: the folder as an argument
     p.add_argument('--n', type=int, default=200, help='number of cases (default 200)')
     p.add_argument('--seed', type=int, default=0, help='master seed (default 0)')
     p.add_argument('--size', default='demo', choices=list(SIZES), help='size preset (default demo: 64x64 at 5-8 mm; tiny: 32x32 for tests)')
     p.add_argument('--style', default='free', choices=['free', 'sectioned', 'mixed'], help='report style (default free)')
-    p.add_argument('--workers', type=int, default=None, help='processes (default: all cores)')
+    p.add_argument('--workers', type=int, default=0, help=WORKERS_HELP + ' (default 0)')
     p.add_argument('--base-image', default=None, help='a real CT to vary instead of the embedded case')
     p.add_argument('--base-mask', default=None, help='its TotalSegmentator label map')
-    p.add_argument('--base-version', default='v2', choices=['v2', 'v1'], help='TotalSegmentator id set of --base-mask')
+    add_mask_version(p, '--base-version', help='TotalSegmentator id set of --base-mask (default v2)')
     p.add_argument('--prevalence', type=float, default=1.0, help='multiply every abnormality prevalence')
     p.add_argument('--size-scale', type=float, default=1.0, help='multiply every lesion size (smaller = harder)')
     p.add_argument('--contrast-scale', type=float, default=1.0, help='scale lesion-organ HU differences (smaller = harder)')
-    p.add_argument('--overwrite', action='store_true', help='replace a dataset already in OUT_DIR')
+    p.add_argument('--overwrite', action='store_true', help='replace a dataset already in the --out folder')
+    p.add_argument('--no-progress', action='store_true', help='no progress bar')
     a = p.parse_args(argv)
+    if (a.out is None) == (a.out_dir is None): raise CtglipError("give the output folder once, as --out FOLDER")
+    out_dir = out_folder(a.out or a.out_dir)
     cfg = SynthConfig(prevalence=a.prevalence, size_scale=a.size_scale, contrast_scale=a.contrast_scale)
-    out = generate(a.out_dir, a.n, a.seed, a.size, a.style, a.workers, a.base_image, a.base_mask, a.base_version, cfg, a.overwrite, progress=True)
+    out = generate(out_dir, a.n, a.seed, a.size, a.style, cpu_workers(a.workers), a.base_image, a.base_mask, a.mask_version, cfg, a.overwrite, progress=not a.no_progress)
     r = last_run
     print(f"synth: {a.n} cases ({a.size}, seed {a.seed}, {r['workers']} workers) in {r['wall_s']:.1f} s = {r['cases_per_s']:.2f} cases/s "
           f"({r['cpu_s_per_case']:.3f} CPU s per case) -> {out}")
