@@ -64,7 +64,10 @@ def test_sidebar_has_sections_and_every_page():
     pages = [e for e in side if isinstance(e, str)] + [p for s in sections for p in s['contents']]
     test = sorted(pages) == sorted(nb.name for nb in NBS)
     assert len(sections) >= 5 and test, f'sidebar: {len(sections)} sections; missing {set(nb.name for nb in NBS) - set(pages)}'
-    assert not (ROOT/'_quarto.yml').exists(), 'nbdev reads nbs/_quarto.yml: a root _quarto.yml is an unused copy'
+    # one Quarto config: the top-level _quarto.yml, which nbdev reads through the nbs/_quarto.yml link
+    assert (ROOT/'nbs'/'_quarto.yml').is_symlink() and (ROOT/'nbs'/'_quarto.yml').resolve() == (ROOT/'_quarto.yml').resolve()
+    q = yaml.safe_load((ROOT/'_quarto.yml').read_text())
+    assert 'plotly.min.js' in q['project']['resources'] and 'write_plotlyjs' in q['project']['pre-render']
 
 
 def _chromium(tmp, *args):
