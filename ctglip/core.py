@@ -13,8 +13,8 @@ import torch
 
 # %% auto #0
 __all__ = ['AXES', 'ORIENTATION', 'TENSOR_LAYOUT', 'HU_WINDOW', 'DEFAULT_SPACING', 'HU_AIR', 'HU_MIN', 'HU_MAX', 'CtglipError',
-           'window_hu', 'set_seed', 'get_device', 'repo_root', 'embedded_case', 'shared_data_dir', 'atomic_path',
-           'get_logger']
+           'window_hu', 'set_seed', 'get_device', 'repo_root', 'embedded_case', 'shared_data_dir', 'file_mode',
+           'atomic_path', 'get_logger']
 
 # %% ../nbs/00_core.ipynb #f57d0a94
 AXES = ('x', 'y', 'z')          # array axis order of every volume
@@ -77,6 +77,10 @@ def shared_data_dir() -> Path|None:
     return None
 
 # %% ../nbs/00_core.ipynb #89b11962
+def file_mode() -> int:
+    "The mode a new file gets under the process umask (0644 under the usual 022)."
+    um = os.umask(0); os.umask(um); return 0o666 & ~um
+
 @contextmanager
 def atomic_path(path): # the final path
     "Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."
@@ -85,7 +89,7 @@ def atomic_path(path): # the final path
     os.close(fd)
     try:
         yield Path(tmp)
-        um = os.umask(0); os.umask(um); os.chmod(tmp, 0o666 & ~um)  # mkstemp makes 0600; give the usual mode
+        os.chmod(tmp, file_mode())  # mkstemp makes 0600; give the usual mode
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp): os.unlink(tmp)

@@ -15,14 +15,15 @@ from .core import CtglipError, get_logger, atomic_path, set_seed, embedded_case
 from .config import get_config, Config
 from .data.dataset import prepare_data, split_loader
 from .data.volume import load_volume, load_mask
-from .train import train, load_run
+from .train import train
+from .runs import load_run, run_finished
 from .eval.core import embed, score, compare
 from .eval.predict import prepare, predict_organs
 from .browse.results import scores_frame
 from .eval.ceiling import train_ceiling, score_ceiling, generator_units, case_findings, generator_sizes, size_table, bin_names
 from .prompts import Protocol
 from .synth.report import load_abnormalities
-from .demo import DEMO_SETTINGS, _finished
+from .demo import DEMO_SETTINGS
 
 # %% auto #0
 __all__ = ['READOUT_ABLATIONS', 'ABLATIONS', 'VISIONS', 'INITS', 'run_name', 'study_config', 'study_tasks', 'study_relabel',
@@ -89,7 +90,7 @@ def study_run(demo_dir, root, model:str, vision:str, seed:int, ablation:str='ful
     run = Path(root)/run_name(model, vision, seed, ablation); ev = run/'eval.json'
     if ev.exists(): return json.loads(ev.read_text())   # an evaluated run is a record: never retrained behind its back
     t0 = time.perf_counter()
-    if not _finished(run, cfg): set_seed(seed); train(cfg, paths.pairs, run, val_hook=None, progress=progress)
+    if not run_finished(run, cfg): set_seed(seed); train(cfg, paths.pairs, run, val_hook=None, progress=progress, overwrite=True)
     t1 = time.perf_counter()
     m, cfg = load_run(run)
     v, e = ({**x, 'units': relabel(x['units'])} for x in (embed(m, split_loader(paths, cfg, sp)) for sp in ('valid', 'test')))

@@ -4,7 +4,7 @@
 
 # %% ../nbs/50_train.ipynb #46f64221
 from __future__ import annotations
-import argparse, json, math, os, random, shutil, sys, time
+import argparse, itertools, json, math, os, sys, time
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -13,142 +13,19 @@ import pandas as pd
 import torch
 import torch.distributed as dist
 from torch import nn
-from safetensors.torch import save_file, load_file, save_model, load_model
 
 from .core import CtglipError, atomic_path, get_device, get_logger, set_seed
 from .config import (Config, override, to_dict, from_dict, save_config, load_config, add_config_args, config_from_args)
 from .data.dataset import CacheDataset, make_loader, prepare_data, missing_data, prepare_command
 from .data.layout import MASKS_HELP
-from .models import glip
+from .models.glip import build_model
+from .runs import (lr_at, total_steps, make_optimizer, unwrap_model, save_checkpoint, checkpoint_dir, load_checkpoint,
+                         load_rng, load_run, check_run_dir)
 from .eval.core import score, embed
 
 # %% auto #0
-__all__ = ['lr_at', 'total_steps', 'build_model', 'make_optimizer', 'save_checkpoint', 'checkpoint_dir', 'load_checkpoint',
-           'load_run', 'dist_setup', 'default_val_hook', 'val_batches', 'embed_share', 'merge_embeddings',
-           'spread_embed', 'train', 'train_cli']
-
-# %% ../nbs/50_train.ipynb #452d5dff
-def lr_at(step:int, # optimizer steps done (0 = the first step)
-          cfg:Config) -> float:
-    "Learning rate of optimizer step `step`."
-    t = cfg.train; n = total_steps(cfg)
-    if t.warmup_steps and step < t.warmup_steps: return t.lr * (step + 1) / t.warmup_steps
-    if t.schedule == 'constant': return t.lr
-    p = min(1.0, (step - t.warmup_steps) / max(1, n - t.warmup_steps))
-    return t.lr * (t.min_lr_ratio + (1 - t.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p)))
-
-def total_steps(cfg:Config, n_train:int|None=None) -> int:
-    "Optimizer steps of the run: `train.steps`, or `epochs` passes over `n_train` scans."
-    t = cfg.train
-    if t.epochs and n_train: return max(1, math.ceil(t.epochs * n_train / t.batch_size))
-    return t.steps
-
-# %% ../nbs/50_train.ipynb #142e6270
-def build_model(cfg:Config) -> nn.Module:
-    "The model named by `cfg.train.model`, built from the config."
-    if hasattr(glip, 'build_model'): return glip.build_model(cfg)
-    cls = glip.CTGLIP if cfg.train.model == 'ctglip' else glip.CLIPBaseline
-    return cls.from_config(cfg) if hasattr(cls, 'from_config') else cls(cfg)
-
-def make_optimizer(model:nn.Module, cfg:Config) -> torch.optim.AdamW:
-    "AdamW with weight decay on weight matrices only; frozen parameters are left out."
-    t = cfg.train; decay, no_decay = [], []
-    for n,p in model.named_parameters():
-        if not p.requires_grad: continue
-        (decay if p.ndim >= 2 and 'pos' not in n.split('.')[-1] else no_decay).append(p)
-    groups = [dict(params=decay, weight_decay=t.weight_decay), dict(params=no_decay, weight_decay=0.0)]
-    return torch.optim.AdamW(groups, lr=lr_at(0, cfg), betas=tuple(t.betas))
-
-# %% ../nbs/50_train.ipynb #b3829c80
-def _unwrap(m):
-    m = m.module if isinstance(m, nn.parallel.DistributedDataParallel) else m
-    return getattr(m, '_orig_mod', m)
-
-def _opt_tensors(opt) -> tuple[dict, dict]:
-    sd = opt.state_dict(); tens, meta = {}, dict(param_groups=sd['param_groups'], state={})
-    for i,st in sd['state'].items():
-        meta['state'][str(i)] = {}
-        for k,v in st.items():
-            if torch.is_tensor(v): tens[f"state.{i}.{k}"] = v.detach().cpu().contiguous()
-            else: meta['state'][str(i)][k] = v
-    return tens, meta
-
-def _opt_load(opt, tens:dict, meta:dict):
-    state = {int(i):dict(v) for i,v in meta['state'].items()}
-    for k,v in tens.items():
-        if k.startswith('state.'):
-            _, i, name = k.split('.', 2); state.setdefault(int(i), {})[name] = v
-    opt.load_state_dict(dict(state=state, param_groups=meta['param_groups']))
-
-# %% ../nbs/50_train.ipynb #ee5c4882
-def _rng_state() -> tuple[dict, dict]:
-    tens = {'rng.torch': torch.get_rng_state()}
-    if torch.cuda.is_available(): tens.update({f'rng.cuda.{i}': s for i,s in enumerate(torch.cuda.get_rng_state_all())})
-    npst = np.random.get_state()
-    meta = dict(python=[random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
-                numpy=[npst[0], npst[1].tolist(), int(npst[2]), int(npst[3]), float(npst[4])])
-    return tens, meta
-
-def _rng_load(tens:dict, meta:dict):
-    torch.set_rng_state(tens['rng.torch'])
-    cuda = [tens[k] for k in sorted(k for k in tens if k.startswith('rng.cuda.'))]
-    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count(): torch.cuda.set_rng_state_all(cuda)
-    p = meta['python']; random.setstate((p[0], tuple(p[1]), p[2]))
-    n = meta['numpy']; np.random.set_state((n[0], np.array(n[1], dtype=np.uint32), n[2], n[3], n[4]))
-
-# %% ../nbs/50_train.ipynb #cb8371ba
-def save_checkpoint(run_dir, # the run directory
-                    model:nn.Module, opt, cfg:Config, step:int, # what to save; `step` optimizer steps done
-                    extra:dict|None=None, # more JSON-able state
-                    keep:int=2) -> Path: # how many checkpoints to keep
-    "Write `run_dir/checkpoints/step_NNNNNNN/` atomically and point `checkpoint.json` at it."
-    run_dir = Path(run_dir); ck = run_dir/'checkpoints'; ck.mkdir(parents=True, exist_ok=True)
-    final = ck/f"step_{step:07d}"; tmp = ck/f".tmp_step_{step:07d}_{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir()
-    save_model(_unwrap(model), str(tmp/'model.safetensors'))
-    ot, om = _opt_tensors(opt) if opt is not None else ({}, None); rt, rm = _rng_state()
-    save_file({**ot, **rt}, str(tmp/'optimizer.safetensors'))
-    state = dict(step=step, config=to_dict(cfg), optimizer=om, rng=rm, torch=torch.__version__, time=time.time(), **(extra or {}))
-    (tmp/'state.json').write_text(json.dumps(state))
-    if final.exists(): shutil.rmtree(final)
-    os.replace(tmp, final)
-    with atomic_path(run_dir/'checkpoint.json') as t: Path(t).write_text(json.dumps(dict(latest=f"checkpoints/{final.name}", step=step)))
-    for old in sorted(p for p in ck.glob('step_*') if p != final)[:-max(keep-1, 0) or None]: shutil.rmtree(old, ignore_errors=True)
-    return final
-
-# %% ../nbs/50_train.ipynb #655d62a0
-def checkpoint_dir(path) -> Path|None:
-    "The checkpoint folder of a run directory (latest) or of a checkpoint folder itself; None if none."
-    path = Path(path)
-    if (path/'state.json').exists() and (path/'model.safetensors').exists(): return path
-    if (path/'checkpoint.json').exists():
-        d = path/json.loads((path/'checkpoint.json').read_text())['latest']
-        if (d/'state.json').exists(): return d
-    return None
-
-def load_checkpoint(path, model:nn.Module, opt=None, restore_rng:bool=True) -> dict:
-    "Load weights (and optimizer and RNG states) from a run or checkpoint folder; return `state.json`."
-    d = checkpoint_dir(path)
-    if d is None: raise CtglipError("no checkpoint found (expected checkpoint.json or state.json + model.safetensors)", path)
-    state = json.loads((d/'state.json').read_text())
-    missing, unexpected = load_model(_unwrap(model), str(d/'model.safetensors'), strict=False)
-    if unexpected or [k for k in missing if not k.startswith('_')]:
-        raise CtglipError(f"checkpoint does not fit the model (missing {list(missing)[:3]}, unexpected {list(unexpected)[:3]})", d)
-    tens = load_file(str(d/'optimizer.safetensors'))
-    if opt is not None and state.get('optimizer'): _opt_load(opt, tens, state['optimizer'])
-    if restore_rng: _rng_load(tens, state['rng'])
-    return state
-
-# %% ../nbs/50_train.ipynb #5411c311
-def load_run(path, # a run directory (its latest checkpoint) or a checkpoint folder
-             device='cpu') -> tuple[nn.Module, Config]:
-    "(model, cfg) of a trained run, weights loaded, in eval mode on `device`."
-    d = checkpoint_dir(path)
-    if d is None: raise CtglipError("not a ctglip run or checkpoint (no checkpoint.json / state.json)", path)
-    cfg = from_dict(json.loads((d/'state.json').read_text())['config'], src=d/'state.json')
-    model = build_model(cfg)
-    load_checkpoint(d, model, restore_rng=False)
-    return model.to(device).eval(), cfg
+__all__ = ['dist_setup', 'default_val_hook', 'val_batches', 'embed_share', 'merge_embeddings', 'spread_embed', 'train',
+           'train_cli']
 
 # %% ../nbs/50_train.ipynb #b28cdebc
 def dist_setup(cfg:Config) -> tuple[int, int, torch.device]:
@@ -230,8 +107,8 @@ def _scalars(out:dict) -> dict:
 
 @torch.no_grad()
 def _clamp(model):
-    for m in _unwrap(model).modules():
-        if m is not _unwrap(model) and hasattr(m, 'clamp_') and callable(m.clamp_): m.clamp_()
+    for m in unwrap_model(model).modules():
+        if m is not unwrap_model(model) and hasattr(m, 'clamp_') and callable(m.clamp_): m.clamp_()
 
 def _truncate_metrics(path:Path, step:int):
     if not path.exists(): return
@@ -245,13 +122,14 @@ def train(cfg:Config, # the resolved config
           work=None, # work folder for derived data of a dataset folder (default: under $CTGLIP_CACHE or ~/.cache/ctglip)
           masks=None, # folder of organ masks (default: the dataset's own)
           resume:bool=False, # continue from the run's latest checkpoint
+          overwrite:bool=False, # start afresh over a run already in `out` (default: refuse it)
           val_hook='auto', # `val_hook(model, batches, cfg, step) -> dict`, 'auto' (= `default_val_hook`) or None
           model:nn.Module|None=None, # a ready model (default: `build_model(cfg)`)
           stop_after:int|None=None, # stop (as if killed) after this many steps of this call
           progress:bool|None=None) -> dict: # progress bar (default: when stderr is a TTY)
-    "Train; return a summary dict (steps, last metrics, run dir)."
+    "Train; return a summary dict (steps, last metrics, last validation, run dir)."
+    out = check_run_dir(out, resume, overwrite); log = get_logger('ctglip.train')   # every rank, before any rank writes (the process group's rendezvous follows)
     rank, world, dev = dist_setup(cfg)
-    out = Path(out); log = get_logger('ctglip.train')
     if resume and (out/'config.json').exists():
         cfg = override(load_config(out/'config.json'), {k:v for k,v in _diff(load_config(out/'config.json'), cfg).items() if k.startswith('train.')})
     if world > 1 and (miss := missing_data(data, cfg, work, masks)):   # every rank refuses; nothing builds under torchrun
@@ -265,7 +143,7 @@ def train(cfg:Config, # the resolved config
     model = model.to(dev).train(); opt = make_optimizer(model, cfg)
     start = 0
     if resume and checkpoint_dir(out) is not None:
-        st = load_checkpoint(out, model, opt); start = st['step']
+        st = load_checkpoint(out, model, opt, restore_rng=False); start = st['step']
         if rank == 0: log.info(f"resumed {out} at step {start}")
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True); save_config(cfg, out/'config.json')
@@ -286,7 +164,9 @@ def train(cfg:Config, # the resolved config
     from tqdm.auto import tqdm
     show = (sys.stderr.isatty() if progress is None else progress) and rank == 0
     bar = tqdm(total=n_steps, initial=start, desc=f"train {cfg.train.model}", disable=not show, unit='step')
-    t = cfg.train; it = iter(loader); step = start; last = {}; t0 = time.perf_counter(); n_seen = 0
+    t = cfg.train; it = iter(loader); step = start; last, val_last = {}, {}; t0 = time.perf_counter(); n_seen = 0
+    if start < n_steps: it = itertools.chain([next(it)], it)   # the first batch draws the loader's seed from torch's generator
+    if start: load_rng(out)   # after that draw, which the uninterrupted run made at its step 0
     while step < n_steps and (stop_after is None or step - start < stop_after):
         lr = lr_at(step, cfg)
         for g in opt.param_groups: g['lr'] = lr
@@ -312,16 +192,16 @@ def train(cfg:Config, # the resolved config
                 with open(out/'metrics.jsonl', 'a') as f: f.write(json.dumps(rec) + '\n')
                 bar.set_postfix(loss=f"{m.get('loss', float('nan')):.4f}")
             last = rec
-        if val is not None and t.val_every and step % t.val_every == 0: _validate(model, val, val_hook, cfg, step, rank, world, out, dev)
+        if val is not None and t.val_every and step % t.val_every == 0: val_last = _validate(model, val, val_hook, cfg, step, rank, world, out, dev)
         if t.ckpt_every and step % t.ckpt_every == 0 and step < n_steps:
             if rank == 0: save_checkpoint(out, model, opt, cfg, step)
             if world > 1: dist.barrier()
     bar.close()
     if step == n_steps:
-        if val is not None and not (t.val_every and step % t.val_every == 0): _validate(model, val, val_hook, cfg, step, rank, world, out, dev)
+        if val is not None and not (t.val_every and step % t.val_every == 0): val_last = _validate(model, val, val_hook, cfg, step, rank, world, out, dev)
         if rank == 0: save_checkpoint(out, model, opt, cfg, step)
     if world > 1: dist.barrier()
-    return dict(run_dir=str(out), steps=step, total_steps=n_steps, last=last, skipped=loader.n_skipped)
+    return dict(run_dir=str(out), steps=step, total_steps=n_steps, last=last, val=val_last, skipped=loader.n_skipped)
 
 # %% ../nbs/50_train.ipynb #6f187bb5
 def _diff(a:Config, b:Config) -> dict:
@@ -329,8 +209,9 @@ def _diff(a:Config, b:Config) -> dict:
     da, db = to_dict(a), to_dict(b)
     return {f"{s}.{k}":v for s in ('data','model','loss','train') for k,v in db[s].items() if da[s].get(k) != v}
 
-def _validate(model, vds, hook, cfg, step, rank, world, out, dev):
-    m = _unwrap(model); was = m.training; m.eval(); res = {}
+def _validate(model, vds, hook, cfg, step, rank, world, out, dev) -> dict:
+    "Run the validation hook on the split's embedding; log and return its numbers (rank 0; {} elsewhere or on failure)."
+    m = unwrap_model(model); was = m.training; m.eval(); res = {}
     try:
         with torch.no_grad():
             emb = spread_embed(m, vds, cfg.train.val_batch_size or cfg.train.batch_size, rank, world, dev)
@@ -340,6 +221,7 @@ def _validate(model, vds, hook, cfg, step, rank, world, out, dev):
     m.train(was)
     if res and rank == 0:
         with open(Path(out)/'metrics.jsonl', 'a') as f: f.write(json.dumps(dict(step=step, **res)) + '\n')
+    return res
 
 # %% ../nbs/50_train.ipynb #9eafba67
 def train_cli(argv:list[str]|None=None) -> int:
@@ -359,6 +241,7 @@ def train_cli(argv:list[str]|None=None) -> int:
     res = train(cfg, a.data, a.out, work=a.work, masks=a.masks, resume=a.resume, val_hook=None if a.no_val else 'auto')
     if int(os.environ.get('RANK', 0)) == 0:
         print(f"trained {res['steps']} steps -> {res['run_dir']}; last: " + ', '.join(f"{k}={v}" for k,v in res['last'].items() if k.startswith('loss')))
+        if res['val']: print(f"validation at step {res['steps']}: " + ', '.join(f"{k.removeprefix('val_')}={v:.4g}" for k,v in res['val'].items()))
     if dist.is_initialized(): dist.destroy_process_group()
     return 0
 

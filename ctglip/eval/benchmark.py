@@ -24,7 +24,7 @@ from .core import embed, text_encoder
 from ..data.pairing import scan_pairs
 from ..data.cache import Cache
 from ..data.dataset import CacheDataset, make_loader, prepare_data
-from ..train import load_run
+from ..runs import load_run
 
 # %% auto #0
 __all__ = ['CALIB_FRACTION', 'CALIB_SALT', 'SCAN_TEXT', 'TABLE_METRICS', 'SCORING', 'study_hash', 'calibration_mask',

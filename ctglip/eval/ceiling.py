@@ -20,7 +20,7 @@ from ..data.layout import read_pairs
 from ..data.dataset import CacheDataset, make_loader, split_loader
 from ..models.vision import build_vision, OrganReadout
 from ..models.glip import model_kwargs
-from ..train import lr_at, make_optimizer
+from ..runs import lr_at, make_optimizer
 from .zeroshot import labels_for, detection_table
 from .finetune import OrganClassifier
 from .metrics import roc_auc

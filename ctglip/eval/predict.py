@@ -22,7 +22,7 @@ from .zeroshot import abnormality_scores, embed_texts, _norm
 from ..data.report import parse_report
 from .core import model_level, text_encoder
 from ..core import get_device
-from ..train import load_run
+from ..runs import load_run
 
 # %% auto #0
 __all__ = ['default_vocabulary', 'prepare', 'model_temperature', 'predict_organs', 'format_prediction', 'run_vocabulary',

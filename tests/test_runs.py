@@ -1,0 +1,45 @@
+"Imports go one way (data -> models -> runs -> train / eval -> study, demo, cli); inference loads a run without the training loop."
+import ast, subprocess, sys
+from pathlib import Path
+
+PKG = Path(__file__).resolve().parent.parent/'ctglip'
+LAYERS = [('core', 'anatomy', 'config', 'viz'), ('data', 'synth', 'prompts'), ('models', 'loss'), ('runs',), ('eval',), ('train',),
+          ('browse', 'study', 'demo', 'cli')]
+
+
+def _layer(mod:str) -> int:
+    top = mod.split('.')[0]
+    return next(i for i, names in enumerate(LAYERS) if top in names)
+
+
+def _imports(f:Path) -> set:
+    "The ctglip modules a file imports at module level (relative imports resolved)."
+    pkg = f.relative_to(PKG.parent).with_suffix('').parts[1:-1]
+    out = set()
+    for node in ast.parse(f.read_text()).body:
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = list(pkg[:len(pkg) - node.level + 1]) + ([node.module] if node.module else [])
+            out.add('.'.join(base))
+    return out
+
+
+def test_imports_go_one_way():
+    bad = []
+    for f in PKG.rglob('*.py'):
+        me = '.'.join(f.relative_to(PKG).with_suffix('').parts)
+        if me in ('_modidx', '__init__') or me.endswith('__init__'): continue
+        bad += [f"{me} imports {m}" for m in _imports(f) if m and _layer(m) > _layer(me)]
+    assert not bad, bad
+
+
+def test_inference_commands_import_no_training_loop():
+    code = ("import sys, ctglip.eval.predict, ctglip.eval.benchmark, ctglip.cli, ctglip.runs\n"
+            "print('ctglip.train' in sys.modules)")
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)
+    assert r.stdout.strip() == 'False'
+
+
+def test_public_load_is_lazy():
+    r = subprocess.run([sys.executable, '-c', "import sys, ctglip; print(callable(ctglip.load), 'ctglip.runs' in sys.modules)"],
+                       capture_output=True, text=True, check=True)
+    assert r.stdout.split() == ['True', 'False']
