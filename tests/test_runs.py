@@ -43,3 +43,14 @@ def test_public_load_is_lazy():
     r = subprocess.run([sys.executable, '-c', "import sys, ctglip; print(callable(ctglip.load), 'ctglip.runs' in sys.modules)"],
                        capture_output=True, text=True, check=True)
     assert r.stdout.split() == ['True', 'False']
+
+
+def test_no_private_names_across_modules():
+    "A module imports only public names of another ctglip module."
+    bad = []
+    for f in PKG.rglob('*.py'):
+        if f.name == '_modidx.py': continue
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.level or (node.module or '').startswith('ctglip')):
+                bad += [f"{f.relative_to(PKG)}: {a.name}" for a in node.names if a.name.startswith('_') and a.name != '__version__']
+    assert not bad, bad

@@ -19,7 +19,7 @@ from ..data.public import read_labels
 from ..data.labels import LABEL_SETS, load_label_set, label_names
 from ..prompts import MODES, Protocol
 from .metrics import roc_auc, youden_thresholds, scan_bootstrap, percentile_ci
-from .zeroshot import abnormality_scores, _norm
+from .zeroshot import abnormality_scores, l2_normalize as _norm
 from .core import embed, text_encoder
 from ..data.pairing import scan_pairs
 from ..data.cache import Cache

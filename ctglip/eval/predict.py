@@ -18,7 +18,7 @@ from ..data.layout import read_metadata, scan_id
 from ..data.dataset import scan_arrays
 from ..data.transform import scan_transform
 from ..prompts import ORGAN_TEMPLATE, organ_prompts
-from .zeroshot import abnormality_scores, embed_texts, _norm
+from .zeroshot import abnormality_scores, embed_texts, l2_normalize as _norm
 from ..data.report import parse_report
 from .core import model_level, text_encoder
 from ..core import get_device
