@@ -54,3 +54,11 @@ def test_no_private_names_across_modules():
             if isinstance(node, ast.ImportFrom) and (node.level or (node.module or '').startswith('ctglip')):
                 bad += [f"{f.relative_to(PKG)}: {a.name}" for a in node.names if a.name.startswith('_') and a.name != '__version__']
     assert not bad, bad
+
+
+def test_package_never_imports_monai():
+    "MONAI is a `[dev]` requirement (the benchmarks' baseline): the package must not need it."
+    names = [a.name if isinstance(n, ast.Import) else n.module or '' for f in PKG.rglob('*.py')
+             for n in ast.walk(ast.parse(f.read_text())) if isinstance(n, (ast.Import, ast.ImportFrom))
+             for a in (n.names if isinstance(n, ast.Import) else [None])]
+    assert not [m for m in names if m.split('.')[0] == 'monai']
