@@ -14,7 +14,7 @@ import nibabel as nib
 
 from ..core import CtglipError, HU_WINDOW, DEFAULT_SPACING, atomic_path, get_logger
 from ..anatomy import id2name, v1_to_v2
-from .volume import read_scan, resample_pair
+from .volume import read_scan, resample_pair, resample_grid
 from .layout import find_scans, shard_of, parse_shard, MASKS_HELP
 
 # %% auto #0
@@ -117,10 +117,8 @@ def _grid(src:_Nifti, spacing):
     "(RAS shape, affine, RAS voxel coordinates sampled per axis, spacing ratios) of the target grid over the same field of view."
     aff = src.affine; shape_in = [0] * 3
     for s, a in enumerate(src.axis): shape_in[a] = src.shape[s]
+    shape, out_aff = resample_grid(aff, shape_in, spacing); shape = list(shape)
     sp_old = np.sqrt((aff[:3,:3]**2).sum(0)); sp_new = np.asarray(spacing, float)
-    shape = [int(s) for s in np.maximum(1, np.round(np.asarray(shape_in) * sp_old / sp_new))]
-    out_aff = aff.copy(); out_aff[:3,:3] = aff[:3,:3] / sp_old * sp_new
-    out_aff[:3,3] = aff[:3,3] + aff[:3,:3] @ ((sp_new / sp_old - 1) / 2)
     m = np.linalg.inv(aff) @ out_aff                                           # output voxel -> input voxel (diagonal)
     return shape, out_aff, [np.arange(shape[a]) * m[a, a] + m[a, 3] for a in range(3)], list(sp_new / sp_old)
 

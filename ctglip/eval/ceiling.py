@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..core import CtglipError, set_seed
+from ..core import CtglipError, set_seed, unwindow_hu
 from ..config import override
 from ..data.layout import read_pairs
 from ..data.dataset import CacheDataset, make_loader, split_loader
@@ -298,7 +298,7 @@ def organ_histograms(data, # batches in the training-batch format (evaluation cr
     "((N, F) float32 features, units DataFrame with scan_id, organ, findings), each scan once."
     lo, hi = map(float, hu_window); F_, rows, seen = [], [], set()
     for b in data:
-        x = (b['image'][:, 0].float() * (hi - lo) + lo).cpu().numpy(); pm = b['pair_map'].cpu().numpy(); sidx = b['scan_idx'].cpu().numpy()
+        x = unwindow_hu(b['image'][:, 0], lo, hi).cpu().numpy(); pm = b['pair_map'].cpu().numpy(); sidx = b['scan_idx'].cpu().numpy()
         for i, s in enumerate(b['scan_id']):
             if s in seen: continue
             seen.add(s); ks = np.flatnonzero(sidx == i); h = _histograms(x[i], pm[i], int(ks.max()) + 1 if len(ks) else 0)
