@@ -25,7 +25,8 @@ from .data.dictionary import dictionary_cli
 from .data.dataset import prepare_data, split_loader
 from .synth.core import generate, SynthConfig
 from .eval.transfer import organ_transfer, SLABS_MM
-from .eval.ceiling import train_ceiling, score_ceiling, histogram_probe, generator_units, case_findings
+from .eval.ceiling import train_ceiling, score_ceiling, histogram_probe
+from .synth.truth import generator_units, case_findings
 from .prompts import Protocol
 from .browse.results import scores_frame, roc_figure, auc_figure, organ_figure, confusion_figure
 

@@ -20,7 +20,8 @@ from .runs import load_run, run_finished
 from .eval.core import embed, score, compare
 from .eval.predict import prepare, predict_organs
 from .browse.results import scores_frame
-from .eval.ceiling import train_ceiling, score_ceiling, generator_units, case_findings, generator_sizes, size_table, bin_names
+from .eval.ceiling import train_ceiling, score_ceiling, size_table
+from .synth.truth import generator_units, case_findings, generator_sizes, bin_names
 from .prompts import Protocol
 from .synth.report import load_abnormalities
 from .demo import DEMO_SETTINGS
