@@ -18,7 +18,7 @@ from ..data.layout import read_pairs
 from ..data.dataset import CacheDataset, make_loader, split_loader
 from ..models.vision import build_vision, OrganReadout
 from ..models.glip import model_kwargs
-from ..runs import lr_at, make_optimizer
+from ..runs import make_optimizer, run_steps
 from .zeroshot import labels_for, detection_table
 from .finetune import OrganClassifier
 from .metrics import roc_auc
@@ -133,12 +133,9 @@ def train_ceiling(cfg, # the zero-shot runs' `Config` (data, model and train sec
     it = make_loader(ds, steps=t.steps, device=device, batches=batches)
     if progress:
         from tqdm.auto import tqdm; it = tqdm(it, desc='ceiling', leave=False)
-    for step, b in enumerate(it):
-        for g in opt.param_groups: g['lr'] = lr_at(step, cfg) * g['lr_scale']
-        loss = ceiling_loss(model(b['image'], b['pair_map']), *pair_targets(b, tasks, exclude, relabel), pw)
-        opt.zero_grad(set_to_none=True); loss.backward()
-        if t.grad_clip: nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-        opt.step(); model.losses.append(float(loss.detach()))
+    loss_of = lambda b: dict(loss=ceiling_loss(model(b['image'], b['pair_map']), *pair_targets(b, tasks, exclude, relabel), pw))
+    keep = lambda step, outs, gn, lr: model.losses.append(float(outs[0][1]['loss'].detach()))
+    run_steps(model, opt, iter(it), loss_of, cfg, stop=t.steps, on_step=keep)   # the training loop of `ctglip.runs`
     return model.eval()
 
 # %% ../../nbs/47_eval.ceiling.ipynb #7ab4bacf
