@@ -124,3 +124,12 @@ def test_torchrun_refuses_unbuilt_work_folder_then_prepare(toy, tmp_path):
     val = [m for m in _metrics(tmp_path/'run') if 'val_n_scans' in m]
     n_valid = sum(1 for l in (fresh/'scans.jsonl').read_text().splitlines() if json.loads(l)['split'] == 'valid')
     assert len(val) == 1 and val[0]['step'] == 2 and val[0]['val_n_scans'] == n_valid >= 1   # every valid scan once (rank 1 has none here)
+
+
+def test_tensorboard_beside_metrics_when_installed(toy, tmp_path):
+    "With the optional `tensorboard` package, the metrics.jsonl numbers also go to RUN_DIR/tensorboard."
+    pytest.importorskip('tensorboard')
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    subprocess.run(_train_cmd(toy, tmp_path/'run', 'steps=3'), check=True, env=ENV, capture_output=True)
+    ea = EventAccumulator(str(tmp_path/'run'/'tensorboard')); ea.Reload()
+    assert [(e.step, round(e.value, 5)) for e in ea.Scalars('loss')] == [(m['step'], round(m['loss'], 5)) for m in _metrics(tmp_path/'run')]

@@ -287,7 +287,7 @@ def cache_scan(scan:dict, # `scan_id, split, image, mask` and optional `meta` (a
 def _init_worker():
     torch.set_num_threads(1)   # one core per process; also avoids OpenMP deadlocks in forked children
 
-def _work(args):
+def _cache_job(args):
     scan, out, spacing, hu_window, label_version = args
     t0 = time.perf_counter()
     try: return scan['scan_id'], cache_scan(scan, out, spacing, hu_window, label_version=label_version), None, time.perf_counter()-t0
@@ -391,11 +391,11 @@ def build_cache(scans:list, # `Scan`s of `find_scans` (or dicts `scan_id, split,
     if workers == 1 or len(args) <= 1:
         nt = torch.get_num_threads(); torch.set_num_threads(1)             # one core per scan, as in the pool
         try:
-            for a in args: _done(_work(a))
+            for a in args: _done(_cache_job(a))
         finally: torch.set_num_threads(nt); _SCRATCH.clear()                # give the work buffers back
     else:
         with ProcessPoolExecutor(min(workers, len(args)), initializer=_init_worker) as ex:
-            for f in as_completed([ex.submit(_work, a) for a in args]): _done(f.result())
+            for f in as_completed([ex.submit(_cache_job, a) for a in args]): _done(f.result())
     bar.close()
     if n == 1: return write_manifest(out)
     man = write_shard_manifest(out, [s['scan_id'] for s in share], (i, n))
