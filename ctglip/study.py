@@ -62,7 +62,7 @@ def study_config(model:str, vision:str, seed:int, ablation:str='full', # which r
     ov = DEMO_SETTINGS['cpu']['overrides'] + VISIONS[vision] + ABLATIONS[ablation] + [f'train.model={model}', f'train.seed={seed}', 'train.device=cpu']
     return get_config(preset, ov + ([f'train.steps={steps}'] if steps else []) + list(overrides))
 
-# %% ../nbs/70_study.ipynb #895f0f9e
+# %% ../nbs/70_study.ipynb #19365514
 def _data(demo_dir, cfg:Config):
     "The data paths of the demo's SynthCT set (`OUT/data`, work folder `OUT/work`) for `cfg`."
     d = Path(demo_dir)
@@ -81,6 +81,7 @@ def study_relabel(demo_dir, cfg:Config):
     "units -> units labelled by the SynthCT generator (`generator_units` at the input spacing of `cfg`)."
     return partial(generator_units, cases=case_findings(Path(demo_dir)/'data'), spacing=cfg.data.spacing)
 
+# %% ../nbs/70_study.ipynb #0a000df8
 _ABN = ('tasks', 'scores', 'labels', 'scan_ids', 'organs', 'thresholds')
 
 def study_run(demo_dir, root, model:str, vision:str, seed:int, ablation:str='full', steps:int|None=None,
@@ -107,6 +108,7 @@ def study_run(demo_dir, root, model:str, vision:str, seed:int, ablation:str='ful
     with atomic_path(ev) as t: Path(t).write_text(json.dumps(out, default=float))
     return out
 
+# %% ../nbs/70_study.ipynb #ebba8d14
 def _abnormality(e:dict) -> dict:
     "A saved evaluation's abnormality arrays, as `score` returns them."
     a = e['abnormality']
@@ -123,6 +125,7 @@ def paired_finetune(root, seed:int, a:str='ctglip', b:str='clip', n_boot:int=100
     ea, eb = (json.loads((Path(root)/ceiling_name(seed, i)).read_text()) for i in (a, b))
     return compare({'abnormality': _abnormality(ea)}, {'abnormality': _abnormality(eb)}, metrics=('auc',), n_boot=n_boot, seed=seed)['auc']
 
+# %% ../nbs/70_study.ipynb #baaeb108
 def ceiling_name(seed:int, init:str='scratch') -> str:
     "File name of a supervised run: the ceiling (from scratch) or a fine-tune from the seed's CT-GLIP or CLIP run."
     if init not in INITS: raise CtglipError(f"unknown init {init!r} (use one of {', '.join(INITS)})")
@@ -209,12 +212,13 @@ def size_frame(rows:list) -> pd.DataFrame:
     o = pd.DataFrame(out)
     return o.assign(k=o.bin.map(bin_names().index)).sort_values(['vision', 'k']).drop(columns='k').reset_index(drop=True) if len(o) else o
 
-# %% ../nbs/70_study.ipynb #fe024842
+# %% ../nbs/70_study.ipynb #f356e932
 def _ci(d:dict) -> dict: return dict(estimate=d['estimate'], ci=d['ci'])
 
 def _table(root, name:str) -> pd.DataFrame:
     return pd.DataFrame(json.loads((Path(root)/name/'eval.json').read_text())['table']).set_index(['organ', 'abnormality'])
 
+# %% ../nbs/70_study.ipynb #004bae1c
 def study_results(demo_dir, root, plan:list, n_boot:int=1000) -> dict:
     "The study's results record: runs, means over seeds, paired differences per seed, ceilings, per-task and per-lesion-size tables."
     R = collect(root); done = set(R.name) if len(R) else set()
@@ -255,10 +259,11 @@ def study_results(demo_dir, root, plan:list, n_boot:int=1000) -> dict:
                 ceiling=dict(per_seed={s: c['mean'] for s, c in ceil.items()}, mean=float(cm.mean()), sd=float(cm.std(ddof=1)) if len(cm) > 1 else None,
                              train_auc_mean=float(np.mean([c['train_auc'] for c in ceil.values()]))), finetune=finetune)
 
-# %% ../nbs/70_study.ipynb #48a0abb5
+# %% ../nbs/70_study.ipynb #5a6975f8
 def _msd(d:dict) -> str: return f"{d['mean']:.3f} +- {d['sd']:.3f}" if d.get('sd') == d.get('sd') and d.get('sd') is not None else f"{d['mean']:.3f}"
 def _est(d:dict) -> str: return f"{d['estimate']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]"
 
+# %% ../nbs/70_study.ipynb #a636f875
 def study_summary(rec:dict) -> str:
     "The study's findings as text; every number is read from the results record (`study_results`)."
     s, g = rec['setup'], rec['groups']; n = len(s['seeds'])

@@ -39,7 +39,7 @@ def ceiling_model(cfg, n_tasks:int) -> OrganClassifier:
     enc = ceiling_encoder(cfg)
     return OrganClassifier(enc, n_tasks, OrganReadout(enc.out_dim, **model_kwargs(cfg)['readout_kw']))
 
-# %% ../../nbs/47_eval.ceiling.ipynb #537329c3
+# %% ../../nbs/47_eval.ceiling.ipynb #dd24aa61
 def unit_labels(units:pd.DataFrame, # rows with scan_id, organ, findings
                 tasks:Sequence[tuple], exclude=(), # (organ, abnormality); (scan_id, organ, abnormality) cells left out
                 relabel=None) -> np.ndarray: # units -> units carrying the labels to use (`generator_units`); None: the pairs' findings
@@ -66,6 +66,7 @@ def ceiling_loss(logits:torch.Tensor, # (P, T) logits of the pairs
     bce = F.binary_cross_entropy_with_logits(logits, y.to(logits), reduction='none', pos_weight=pw) * m.to(logits)
     return bce.sum() / m.sum().clamp(min=1)
 
+# %% ../../nbs/47_eval.ceiling.ipynb #1e5e2a5d
 def positive_scans(pairs:list, tasks:Sequence[tuple], exclude=(), relabel=None, split:str='train') -> list:
     "For each task, the sorted scan ids of the `split` with a positive unit."
     u = pd.DataFrame([r for r in pairs if r.get('split') == split])
@@ -95,7 +96,7 @@ def balanced_weights(pairs:list, tasks:Sequence[tuple], exclude=(), split:str='t
     pos, neg = (y == 1).sum(0), (y == 0).sum(0)
     return torch.tensor(np.where(pos > 0, np.minimum(neg / np.maximum(pos, 1), cap), 1.), dtype=torch.float32)
 
-# %% ../../nbs/47_eval.ceiling.ipynb #950c3ca3
+# %% ../../nbs/47_eval.ceiling.ipynb #10f9b41c
 HEAD_LR = 30. # the heads learn this many times faster than the encoder (chosen on the demo's validation split from 1, 10, 30, 100): a lesion moves an organ's standardised features a little, and AdamW moves a weight by about lr per step
 
 def head_groups(opt:torch.optim.Optimizer, head:nn.Module, scale:float) -> torch.optim.Optimizer:
@@ -107,6 +108,7 @@ def head_groups(opt:torch.optim.Optimizer, head:nn.Module, scale:float) -> torch
             if ps: groups.append({**{k: v for k, v in g.items() if k != 'params'}, 'params': ps, 'lr_scale': scale if is_head else 1.})
     return type(opt)(groups, lr=opt.defaults['lr'], betas=opt.defaults['betas'])
 
+# %% ../../nbs/47_eval.ceiling.ipynb #f75fa809
 def train_ceiling(cfg, # the zero-shot runs' `Config` (data, model and train sections are used)
                   paths, # `prepare_data` output
                   tasks:Sequence[tuple], # (organ, abnormality) heads
