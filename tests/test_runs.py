@@ -62,3 +62,15 @@ def test_package_never_imports_monai():
              for n in ast.walk(ast.parse(f.read_text())) if isinstance(n, (ast.Import, ast.ImportFrom))
              for a in (n.names if isinstance(n, ast.Import) else [None])]
     assert not [m for m in names if m.split('.')[0] == 'monai']
+
+
+def test_training_notebooks_are_literate():
+    "In the runs and training notebooks no exported cell is over 40 lines, and each is followed by an example or a test."
+    import json
+    for name in ('35_runs', '50_train'):
+        cells = json.loads((PKG.parent/'nbs'/f'{name}.ipynb').read_text())['cells']
+        code = [''.join(c['source']) for c in cells if c['cell_type'] == 'code']
+        for i, s in enumerate(code[:-1]):
+            if not s.startswith('#| export') or 'from __future__' in s: continue
+            assert len(s.splitlines()) - 1 <= 40, (name, s.splitlines()[1])
+            assert not code[i + 1].startswith('#| export'), (name, 'no example after', s.splitlines()[1])
