@@ -20,7 +20,7 @@ from _common import model_bench_setup, machine, timeit, table, check, synthetic_
 from ctglip.config import get_config, override
 from ctglip.core import get_device, set_seed
 from ctglip.data.dataset import to_device
-from ctglip.train import build_model
+from ctglip.models.glip import build_model
 
 
 def bench_one(name, cfg, B, dev, n, smoke):

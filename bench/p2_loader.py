@@ -28,7 +28,8 @@ from ctglip.data.dataset import prepare_data, CacheDataset, StepSampler, make_lo
 from ctglip.data.layout import read_pairs
 from ctglip.data.transform import crop_pad, crop_start, label_counts
 from ctglip.synth.core import generate
-from ctglip.train import build_model, make_optimizer
+from ctglip.models.glip import build_model
+from ctglip.runs import make_optimizer
 
 
 class NpzDataset(torch.utils.data.Dataset):

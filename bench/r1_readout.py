@@ -18,7 +18,8 @@ from _common import model_bench_setup, machine, timeit, table, check, synthetic_
 from ctglip.config import override
 from ctglip.core import set_seed
 from ctglip.models.vision import pool_organs
-from ctglip.train import build_model, make_optimizer
+from ctglip.models.glip import build_model
+from ctglip.runs import make_optimizer
 
 PLAIN = {'model.windows': '[]', 'model.readout_width': 0, 'model.readout_max': False, 'model.readout_hist': 0,
          'model.readout_volume': False, 'model.readout_norm': False}

@@ -18,7 +18,8 @@ from _common import model_bench_setup, machine, timeit, table, check, synthetic_
 
 from ctglip.config import get_config, override
 from ctglip.core import get_device, set_seed
-from ctglip.train import build_model, make_optimizer
+from ctglip.models.glip import build_model
+from ctglip.runs import make_optimizer
 
 
 def make_step(model, opt, batch, bf16:bool):

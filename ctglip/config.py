@@ -15,9 +15,9 @@ from .core import CtglipError, DEFAULT_SPACING, HU_WINDOW, atomic_path, get_devi
 
 # %% auto #0
 __all__ = ['SECTIONS', 'READOUT', 'PRESETS', 'DATA_HELP', 'WORKERS_HELP', 'DataConfig', 'ModelConfig', 'LossConfig',
-           'TrainConfig', 'Config', 'validate', 'field_index', 'parse_value', 'override', 'get_config', 'field_of_view',
-           'to_dict', 'from_dict', 'save_config', 'load_config', 'add_config_args', 'config_from_args', 'describe',
-           'show_progress', 'cpu_workers', 'out_file', 'out_folder', 'add_mask_version', 'cli_device']
+           'TrainConfig', 'EvalConfig', 'Config', 'validate', 'field_index', 'parse_value', 'override', 'get_config',
+           'field_of_view', 'to_dict', 'from_dict', 'save_config', 'load_config', 'add_config_args', 'config_from_args',
+           'describe', 'show_progress', 'cpu_workers', 'out_file', 'out_folder', 'add_mask_version', 'cli_device']
 
 # %% ../nbs/02_config.ipynb #9dab7371
 @dataclass(frozen=True)
@@ -126,8 +126,18 @@ class TrainConfig:
     prefetch:int=2 # batches prepared ahead per worker
     device:str='auto' # 'auto', 'cpu', 'cuda', 'cuda:1'
 
+# %% ../nbs/02_config.ipynb #57e147ef
+@dataclass(frozen=True)
+class EvalConfig:
+    "The zero-shot evaluation protocol: prompts, threshold rule, the split choices are made on, the label source."
+    prompt_mode:Literal['dict','pair','pair+dict']='dict' # abnormality prompts: dictionary, negation pairs, or both (probabilities averaged)
+    prompt_ensemble:bool=False # every template and dictionary synonym, embeddings averaged
+    threshold:Literal['youden-on-valid']='youden-on-valid' # operating threshold of F1 / accuracy / sensitivity / specificity, per task
+    selected_on:Literal['valid','train']='valid' # the split every choice (tasks, thresholds, checkpoint) is made on; never the test split
+    labels:Literal['pairs','generator']='pairs' # test labels: the pairs' findings parsed from the reports, or SynthCT's generator truth
+
 # %% ../nbs/02_config.ipynb #9c1ffbe1
-SECTIONS = ('data', 'model', 'loss', 'train')
+SECTIONS = ('data', 'model', 'loss', 'train', 'eval')
 
 @dataclass(frozen=True)
 class Config:
@@ -136,6 +146,7 @@ class Config:
     model:ModelConfig=field(default_factory=ModelConfig)
     loss:LossConfig=field(default_factory=LossConfig)
     train:TrainConfig=field(default_factory=TrainConfig)
+    eval:EvalConfig=field(default_factory=EvalConfig)
     preset:str='default' # the preset this config was built from
 
     def __post_init__(self): validate(self)
@@ -175,7 +186,7 @@ def validate(c:Config): # the config to check
     _check(min(t.log_every, t.prefetch) > 0 and min(t.val_every, t.ckpt_every, t.num_workers, t.val_batch_size) >= 0, "train intervals out of range")
 
 # %% ../nbs/02_config.ipynb #8160f6a7
-_SEC_CLS = dict(data=DataConfig, model=ModelConfig, loss=LossConfig, train=TrainConfig)
+_SEC_CLS = dict(data=DataConfig, model=ModelConfig, loss=LossConfig, train=TrainConfig, eval=EvalConfig)
 
 def _hints(cls): return typing.get_type_hints(cls)
 

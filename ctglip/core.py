@@ -13,8 +13,8 @@ import torch
 
 # %% auto #0
 __all__ = ['AXES', 'ORIENTATION', 'TENSOR_LAYOUT', 'HU_WINDOW', 'DEFAULT_SPACING', 'HU_AIR', 'HU_MIN', 'HU_MAX', 'CtglipError',
-           'window_hu', 'set_seed', 'get_device', 'repo_root', 'embedded_case', 'shared_data_dir', 'atomic_path',
-           'get_logger']
+           'window_hu', 'unwindow_hu', 'set_seed', 'get_device', 'repo_root', 'embedded_case', 'shared_data_dir',
+           'file_mode', 'atomic_path', 'get_logger']
 
 # %% ../nbs/00_core.ipynb #f57d0a94
 AXES = ('x', 'y', 'z')          # array axis order of every volume
@@ -39,6 +39,13 @@ def window_hu(x, # HU values, numpy array or torch tensor
     if hi <= lo: raise CtglipError(f"HU window must have hi > lo, got ({lo}, {hi})")
     if isinstance(x, torch.Tensor): return ((x.float() - lo) / (hi - lo)).clamp_(0, 1)
     return np.clip((np.asarray(x, dtype=np.float32) - lo) / (hi - lo), 0, 1)
+
+def unwindow_hu(x, # values in [0, 1], numpy array or torch tensor
+                lo:float=HU_WINDOW[0], # HU that 0 stands for
+                hi:float=HU_WINDOW[1]): # HU that 1 stands for
+    "The inverse of `window_hu` inside the window: [0, 1] back to HU (float32)."
+    if isinstance(x, torch.Tensor): return x.float() * (hi - lo) + lo
+    return np.asarray(x, dtype=np.float32) * (hi - lo) + lo
 
 # %% ../nbs/00_core.ipynb #5224ed37
 def set_seed(seed:int, # one seed for python, numpy and torch
@@ -77,6 +84,10 @@ def shared_data_dir() -> Path|None:
     return None
 
 # %% ../nbs/00_core.ipynb #89b11962
+def file_mode() -> int:
+    "The mode a new file gets under the process umask (0644 under the usual 022)."
+    um = os.umask(0); os.umask(um); return 0o666 & ~um
+
 @contextmanager
 def atomic_path(path): # the final path
     "Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."
@@ -85,7 +96,7 @@ def atomic_path(path): # the final path
     os.close(fd)
     try:
         yield Path(tmp)
-        um = os.umask(0); os.umask(um); os.chmod(tmp, 0o666 & ~um)  # mkstemp makes 0600; give the usual mode
+        os.chmod(tmp, file_mode())  # mkstemp makes 0600; give the usual mode
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp): os.unlink(tmp)

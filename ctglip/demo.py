@@ -15,7 +15,8 @@ import torch
 
 from .core import CtglipError, get_device, atomic_path, set_seed
 from .config import get_config, to_dict, from_dict, Config, WORKERS_HELP
-from .train import train, load_run, checkpoint_dir
+from .train import train
+from .runs import load_run, run_finished, checkpoint_dir
 from .eval.core import embed, score, compare
 from .eval.zeroshot import tasks_from
 from .data.layout import read_pairs
@@ -24,7 +25,8 @@ from .data.dictionary import dictionary_cli
 from .data.dataset import prepare_data, split_loader
 from .synth.core import generate, SynthConfig
 from .eval.transfer import organ_transfer, SLABS_MM
-from .eval.ceiling import train_ceiling, score_ceiling, histogram_probe, generator_units, case_findings
+from .eval.ceiling import train_ceiling, score_ceiling, histogram_probe
+from .synth.truth import generator_units, case_findings
 from .prompts import Protocol
 from .browse.results import scores_frame, roc_figure, auc_figure, organ_figure, confusion_figure
 
@@ -85,23 +87,15 @@ def _dictionary(pairs:Path, out:Path) -> Path:
     p = out/'dictionary.csv'; dictionary_cli([str(pairs), '--out', str(p)]); return p
 
 # %% ../nbs/80_demo.ipynb #d646b5e1
-def _finished(run:Path, cfg:Config) -> bool:
-    d = checkpoint_dir(run) if run.exists() else None
-    if d is None: return False
-    st = json.loads((d/'state.json').read_text())
-    try: same = to_dict(from_dict(st.get('config') or {})) == to_dict(cfg)   # keys added since take their defaults
-    except CtglipError: return False
-    return same and st.get('step') == cfg.train.steps
-
 def train_models(out:Path, data:dict, s:dict, progress:bool=True) -> dict:
     "Train (or reuse) CT-GLIP and CLIP: {model: dict(run, seconds, last)}."
     res = {}
     for m, cfg in s['configs'].items():
         run = Path(out)/m
-        if _finished(run, cfg): _log(f"reusing the finished {m} run in {run}"); res[m] = dict(run=run, seconds=None, last=None); continue
+        if run_finished(run, cfg): _log(f"reusing the finished {m} run in {run}"); res[m] = dict(run=run, seconds=None, last=None); continue
         _log(f"training {m} ({cfg.preset}, {cfg.train.steps} steps, batch {cfg.train.batch_size}, {cfg.model.vision})")
         t0 = time.perf_counter(); set_seed(cfg.train.seed)
-        r = train(cfg, data['paths'].pairs, run, val_hook=None, progress=progress)
+        r = train(cfg, data['paths'].pairs, run, val_hook=None, progress=progress, overwrite=True)   # an unfinished run or one of another config is redone
         res[m] = dict(run=run, seconds=round(time.perf_counter() - t0, 1), last=r.get('last'))
     return res
 

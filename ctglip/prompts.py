@@ -77,10 +77,8 @@ class Protocol:
                     ensemble=self.ensemble, threshold=self.threshold)
 
     @classmethod
-    def from_config(cls, cfg): # a `ctglip.config.Config` (its `eval` section when it has one)
-        "The protocol of a config: its `eval` section's values, the defaults where it has none."
-        e, d = getattr(cfg, 'eval', None), cls()
-        if e is None: return d
-        return cls(mode=getattr(e, 'prompt_mode', d.mode), ensemble=getattr(e, 'prompt_ensemble', d.ensemble),
-                   threshold=getattr(e, 'threshold', d.threshold), selected_on=getattr(e, 'selected_on', d.selected_on),
-                   labels=getattr(e, 'labels', d.labels))
+    def from_config(cls, cfg): # a `ctglip.config.Config`
+        "The protocol of a config's `eval` section."
+        e = cfg.eval
+        return cls(mode=tuple(e.prompt_mode.split('+')), ensemble=e.prompt_ensemble, threshold=e.threshold,
+                   selected_on=e.selected_on, labels=e.labels)

@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from ctglip.core import CtglipError
 from ctglip.config import get_config
 from ctglip.models.vision import pool_organs_max
-from ctglip.eval.ceiling import (ceiling_loss, pair_targets, balanced_weights, unit_labels, size_bin,
-                                 hidden_cells, lesion_sizes, finding_sources, case_findings, _histograms, train_ceiling)
+from ctglip.eval.ceiling import ceiling_loss, pair_targets, balanced_weights, unit_labels, _histograms, train_ceiling
+from ctglip.synth.truth import size_bin, hidden_cells, lesion_sizes, finding_sources, case_findings
 
 
 def test_pool_organs_max_matches_a_loop():

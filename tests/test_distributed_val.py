@@ -13,7 +13,8 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1')
 from ctglip.config import get_config
 from ctglip.data.dataset import CacheDataset, prepare_data
 from ctglip.synth.core import generate
-from ctglip.train import build_model, default_val_hook, spread_embed
+from ctglip.models.glip import build_model
+from ctglip.train import default_val_hook, spread_embed
 
 CFG = get_config('tiny')
 

@@ -57,7 +57,7 @@ def test_side_pairs_draw_the_lung_negatives(run):
 
 
 def test_model_vocabulary_is_the_runs(run):
-    from ctglip.train import load_run
+    from ctglip.runs import load_run
     model, cfg = load_run(run['run'])
     assert cfg.data.lung_units == 'sides' and model.organs == pair_organs('sides') and len(model.prompts) == len(model.organs)
 

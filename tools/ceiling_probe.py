@@ -30,9 +30,9 @@ from ctglip.demo import DEMO_SETTINGS, demo_settings
 from ctglip.synth.core import SynthConfig, generate, check_config
 from ctglip.data.dataset import prepare_data, split_loader
 from ctglip.eval.zeroshot import tasks_from
-from ctglip.train import load_run
-from ctglip.eval.ceiling import (HEAD_LR, generator_units, case_findings, train_ceiling, score_ceiling, histogram_probe, lesion_sizes, hidden_cells, size_table, size_summary,
-                                 SIZE_BINS)
+from ctglip.runs import load_run
+from ctglip.eval.ceiling import HEAD_LR, train_ceiling, score_ceiling, histogram_probe, size_table, size_summary
+from ctglip.synth.truth import generator_units, case_findings, lesion_sizes, hidden_cells, SIZE_BINS
 
 
 def split_units(paths, cfg, split='valid'):

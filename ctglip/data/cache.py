@@ -14,7 +14,7 @@ import nibabel as nib
 
 from ..core import CtglipError, HU_WINDOW, DEFAULT_SPACING, atomic_path, get_logger
 from ..anatomy import id2name, v1_to_v2
-from .volume import read_scan, resample_pair, geometry_source
+from .volume import read_scan, resample_pair, resample_grid, geometry_source
 from .layout import find_scans, shard_of, parse_shard, MASKS_HELP
 from ..config import Config, DATA_HELP, WORKERS_HELP, add_mask_version, out_folder, override, show_progress
 
@@ -118,10 +118,8 @@ def _grid(src:_Nifti, spacing):
     "(RAS shape, affine, RAS voxel coordinates sampled per axis, spacing ratios) of the target grid over the same field of view."
     aff = src.affine; shape_in = [0] * 3
     for s, a in enumerate(src.axis): shape_in[a] = src.shape[s]
+    shape, out_aff = resample_grid(aff, shape_in, spacing); shape = list(shape)
     sp_old = np.sqrt((aff[:3,:3]**2).sum(0)); sp_new = np.asarray(spacing, float)
-    shape = [int(s) for s in np.maximum(1, np.round(np.asarray(shape_in) * sp_old / sp_new))]
-    out_aff = aff.copy(); out_aff[:3,:3] = aff[:3,:3] / sp_old * sp_new
-    out_aff[:3,3] = aff[:3,3] + aff[:3,:3] @ ((sp_new / sp_old - 1) / 2)
     m = np.linalg.inv(aff) @ out_aff                                           # output voxel -> input voxel (diagonal)
     return shape, out_aff, [np.arange(shape[a]) * m[a, a] + m[a, 3] for a in range(3)], list(sp_new / sp_old)
 
@@ -291,7 +289,7 @@ def cache_scan(scan:dict, # `scan_id, split, image, mask` and optional `meta` (a
 def _init_worker():
     torch.set_num_threads(1)   # one core per process; also avoids OpenMP deadlocks in forked children
 
-def _work(args):
+def _cache_job(args):
     scan, out, spacing, hu_window, label_version = args
     t0 = time.perf_counter()
     try: return scan['scan_id'], cache_scan(scan, out, spacing, hu_window, label_version=label_version), None, time.perf_counter()-t0
@@ -397,11 +395,11 @@ def build_cache(scans:list, # `Scan`s of `find_scans` (or dicts `scan_id, split,
     if workers == 1 or len(args) <= 1:
         nt = torch.get_num_threads(); torch.set_num_threads(1)             # one core per scan, as in the pool
         try:
-            for a in args: _done(_work(a))
+            for a in args: _done(_cache_job(a))
         finally: torch.set_num_threads(nt); _SCRATCH.clear()                # give the work buffers back
     else:
         with ProcessPoolExecutor(min(workers, len(args)), initializer=_init_worker) as ex:
-            for f in as_completed([ex.submit(_work, a) for a in args]): _done(f.result())
+            for f in as_completed([ex.submit(_cache_job, a) for a in args]): _done(f.result())
     bar.close()
     if n_meta: log.warning(f"{len(n_meta)} volume(s) read with the geometry and rescale of their metadata row (a blank or identity v1 header, e.g. {n_meta[0]})")
     if n == 1: return write_manifest(out)

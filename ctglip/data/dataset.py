@@ -14,7 +14,7 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from ..core import CtglipError, HU_WINDOW, atomic_path, get_logger
+from ..core import CtglipError, HU_WINDOW, atomic_path, get_logger, window_hu
 from ..config import show_progress
 from ..anatomy import pair_organs
 from .layout import (Work, MASKS_HELP, data_kind, default_work, find_scans, read_pairs, read_scans, write_pairs,
@@ -307,7 +307,7 @@ def to_device(hb:dict, # a host batch from `collate`
               non_blocking:bool=True) -> dict:
     "The training batch on `device`: float image windowed to [0, 1], long `pair_map`."
     lo, hi = hu_window; dev = torch.device(device)
-    x = hb['image_hu'].to(dev, non_blocking=non_blocking).float().sub_(lo).div_(hi - lo).clamp_(0, 1)
+    x = window_hu(hb['image_hu'].to(dev, non_blocking=non_blocking), lo, hi)
     out = {k:v for k,v in hb.items() if k != 'image_hu'}
     out.update(image=x, pair_map=hb['pair_map'].to(dev, non_blocking=non_blocking).long(),
                scan_idx=hb['scan_idx'].to(dev), organ_idx=hb['organ_idx'].to(dev), is_normal=hb['is_normal'].to(dev))

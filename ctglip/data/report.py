@@ -33,7 +33,7 @@ def clean_text(text) -> str:
     t = t.replace('"', ' ')
     return re.sub(r'\s+', ' ', t).strip()
 
-# %% ../../nbs/11_data.report.ipynb #2ec2b7eb
+# %% ../../nbs/11_data.report.ipynb #a814a78b
 SECTION_NAMES = {'findings':'findings', 'finding':'findings', 'report':'findings', 'body':'findings',
                  'impression':'impression', 'impressions':'impression', 'conclusion':'impression',
                  'conclusions':'impression', 'summary':'impression', 'opinion':'impression', 'result':'impression',
@@ -49,6 +49,7 @@ HEADING_ALIASES = {'lower thorax': 'lung', 'lung bases': 'lung', 'thorax': 'lung
                    'vascular': 'aorta', 'vessels': 'aorta', 'musculoskeletal': 'spine', 'bones': 'spine',
                    'osseous structures': 'spine', 'bowel': 'small_bowel+colon', 'gastrointestinal tract': 'stomach+small_bowel+colon'}
 
+# %% ../../nbs/11_data.report.ipynb #f02ceaf3
 def _heading_key(h):
     h = re.sub(r'\s+', ' ', h.strip().lower())
     if h in SECTION_NAMES: return SECTION_NAMES[h]
@@ -82,7 +83,7 @@ def heading_group(h:str) -> str:
     gs = sorted({m.name for m in find_organs(h)}, key=pair_organs().index)
     return '+'.join(gs)
 
-# %% ../../nbs/11_data.report.ipynb #0e20005a
+# %% ../../nbs/11_data.report.ipynb #338cfd92
 EXTRA_TERMS = {  # report words the segmentation vocabulary does not carry (ours)
     'lung': ['pleura', 'pleural', 'pleural space', 'bronchus', 'bronchi', 'bronchial', 'bronchiole', 'bronchioles',
              'bronchiolar', 'peribronchial', 'alveolar', 'interlobular', 'lung apex', 'lung apices', 'lung base',
@@ -110,6 +111,7 @@ _SIDE = {'left': re.compile(r'\bleft\b', re.I), 'right': re.compile(r'\bright\b'
 def _split(s): return [o.strip() for o in str(s).split('|') if o.strip()]
 _BOTH = re.compile(r'\b(bilateral|both|bilaterally)\b', re.I)
 
+# %% ../../nbs/11_data.report.ipynb #ca75273e
 def lateral(group:str, text:str) -> list:
     "A one-sided group (`kidney_left`) re-sided by the words of `text`: the named side, both sides, or both when none is named."
     if not group.endswith(('_left', '_right')): return [group]
@@ -125,6 +127,7 @@ def side_filter(groups:list, text:str) -> list:
     drop = '_right' if l else '_left'; other = '_left' if l else '_right'
     return [g for g in groups if not (g.endswith(drop) and g[:-len(drop)] + other in groups)]
 
+# %% ../../nbs/11_data.report.ipynb #28e7e3d0
 @lru_cache(None)
 def organ_lexicon() -> tuple:
     "(term, group key) pairs, longest term first; a key may be several '+'-joined groups."
@@ -149,7 +152,7 @@ def _organ_res():
     ci = [t for t,_ in lex if t not in set(cs)]
     return _term_re(ci, re.I), _term_re(cs, 0), {t.lower():g for t,g in lex}
 
-# %% ../../nbs/11_data.report.ipynb #03599c65
+# %% ../../nbs/11_data.report.ipynb #fa2663f1
 @dataclass
 class Mention:
     "One organ or finding mention in a sentence (character offsets into the sentence)."
@@ -160,6 +163,7 @@ class Mention:
         flag = ' (negated)' if self.negated else ' (uncertain)' if self.uncertain else ''
         return f"{self.kind}:{self.name} {self.text!r}{flag}"
 
+# %% ../../nbs/11_data.report.ipynb #383da035
 def _lookup(term, table):
     t = re.sub(r'[\s-]+', ' ', term.lower())
     if t in table: return table[t]
@@ -244,7 +248,7 @@ def split_sentences(text:str) -> list:
     t = _ENUM.sub(lambda m: m.group(1), clean_text(text))
     return [s.strip(' ;') for s in _SENT.split(t) if s.strip(' ;.')]
 
-# %% ../../nbs/11_data.report.ipynb #076f3567
+# %% ../../nbs/11_data.report.ipynb #2a181ae6
 _PSEUDO = re.compile(r'\b(no (significant |interval |marked |apparent )?(change|progression|regression|difference)'
                      r'|no (significant |marked )?(increase|decrease) in (the )?(size|number|dimension|diameter|extent)'
                      r'|not (only|changed|been evaluated|evaluated|assessed)|without (significant |interval )?change'
@@ -270,6 +274,7 @@ _VERB = re.compile(r"\b(observed|seen|detected|noted|identified|found|visuali[sz
                    r"|apparent|monitored|shown|encountered|is normal|are normal|was normal|were normal|within normal limits"
                    r"|are open|is open|natural|preserved)\b", re.I)
 
+# %% ../../nbs/11_data.report.ipynb #f6d82b34
 def _spans(rx, s, drop=()):
     return [(m.start(), m.end()) for m in rx.finditer(s) if not any(m.start() < e and a < m.end() for a,e in drop)]
 
@@ -301,7 +306,7 @@ def assert_mentions(sentence:str, mentions:list) -> list:
         m.uncertain = (not m.negated) and any(a <= m.start < b for a,b in unc_scopes)
     return mentions
 
-# %% ../../nbs/11_data.report.ipynb #9c8b001a
+# %% ../../nbs/11_data.report.ipynb #569bc9e8
 _BEFORE = re.compile(r'((?:[A-Za-z][\w-]*\s*(?:,|\band/or\b|\band\b|\bor\b)\s*)+)$', re.I)
 _AFTER = re.compile(r'^(?:\s*(?:-|/|,|\band/or\b|\band\b|\bor\b)\s*[A-Za-z]\w*)+', re.I)
 
@@ -331,6 +336,7 @@ def _covers(o, m):
     if o is m or o.name == m.name or not (o.start <= m.start and m.end <= o.end): return False
     return (o.end - o.start > m.end - m.start) or (bool(o.organ) and not m.organ)
 
+# %% ../../nbs/11_data.report.ipynb #e4235431
 _CACHE, _CACHE_MAX = {}, 200_000  # (id(lexicon), sentence) -> (lexicon, mentions): reports repeat many sentences
 
 def find_findings(sentence:str, lexicon:Lexicon|None=None) -> list:
@@ -357,7 +363,7 @@ def _find_findings(sentence, lexicon):
     if lexicon.exclusive: out = [m for m in out if not any(_covers(o, m) for o in out)]
     return assert_mentions(sentence, sorted(out, key=lambda m: (m.start, m.name))) if out else out
 
-# %% ../../nbs/11_data.report.ipynb #fce1eef7
+# %% ../../nbs/11_data.report.ipynb #978a2bf6
 @lru_cache(None)
 def _GROUPS(): return frozenset(pair_organs())
 
@@ -390,6 +396,7 @@ class Sentence:
         fs = ', '.join(('-' if m.negated else '?' if m.uncertain else '') + m.name for m in self.mentions)
         return f"[{self.section}] {self.text}  <{'|'.join(self.groups)}>{'  {'+fs+'}' if fs else ''}"
 
+# %% ../../nbs/11_data.report.ipynb #46368012
 def attached_groups(s:Sentence, m:Mention) -> list:
     "The pairing groups of a finding mention of sentence `s`: its own organ when the sentence names it (or none), else the sentence's organs."
     if m.organ and m.organ not in _GROUPS(): return []  # e.g. lymph nodes: no pairing unit
@@ -407,6 +414,7 @@ def finding_name(m:Mention, group:str) -> str:
         return specific_name(re.sub(r'(?<=[a-z]{3})(e?s)$', '', m.text.lower().strip()), group)
     return specific_name(m.name, group)
 
+# %% ../../nbs/11_data.report.ipynb #96436639
 @lru_cache(None)
 def _has_rule(name, group): return any(r[0] == name and r[1] == group for r in seed_lexicon().rules)
 
@@ -431,6 +439,7 @@ def specific_name(name:str, group:str) -> str:
     "A generic seed finding made organ-specific: `SPECIFIC`, else the group's one seed entry ending with it ('cyst' + kidney_left -> 'renal cyst')."
     return _specific(name, group)
 
+# %% ../../nbs/11_data.report.ipynb #8adda0da
 _ANAPHORA = re.compile(r'(it|its|this|these|those|they|their|them|the latter|however|lumens?|the lesion|the nodule|the mass'
                        r'|the described|which|some of|of these|the largest|the other|other findings)\b', re.I)
 
@@ -465,6 +474,7 @@ class Report:
         lines = [f"Report: {len(self.sentences)} sentences; sections: {secs}"] + [f"  {s!r}" for s in self.sentences]
         return '\n'.join(lines)
 
+# %% ../../nbs/11_data.report.ipynb #ac78c314
 def parse_report(text, # the report (str); None/NaN are an empty report
                  lexicon:Lexicon|None=None, # finding lexicon (default: the seed dictionary)
                  impression=None, # optional separate impression text (CT-RATE keeps it in its own column)

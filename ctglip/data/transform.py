@@ -12,6 +12,7 @@ import torch
 from fastcore.basics import patch
 
 from ..core import CtglipError
+from ..config import Config
 from ..anatomy import CONTRAST_PHASES, contrast_enhancement
 
 # %% auto #0
@@ -158,7 +159,7 @@ class ScanTransform:
     "Cached scan (image, label map, body box) -> model input of `cfg.data.size`: a centred crop, or random views when training."
     def __init__(self, cfg, # a `Config` (or its `DataConfig`)
                  train:bool): # draw augmentations (when `cfg.data.augment`)
-        self.d = d = getattr(cfg, 'data', cfg); self.train = bool(train)
+        self.d = d = cfg.data if isinstance(cfg, Config) else cfg; self.train = bool(train)
         self.size = tuple(int(o) for o in d.size); self.lo, self.hi = map(float, d.hu_window)
         self.fill = np.int16(max(self.lo, -32768))
         self.phases = [p for p in CONTRAST_PHASES if contrast_enhancement(p).any()]

@@ -21,8 +21,9 @@ from ..anatomy import group_label_ids, radgenome_regions
 # %% auto #0
 __all__ = ['SWAPPED_HINT', 'Volume', 'ctrate_affine', 'ctrate_hu_rule', 'geometry_source', 'source_affine', 'load_volume',
            'save_volume', 'load_dicom', 'save_dicom_series', 'region_label', 'read_region_masks', 'load_mask',
-           'on_grid', 'check_aligned', 'image_grid', 'read_mask', 'read_scan', 'resample', 'resample_to',
-           'resample_pair', 'organ_stats', 'organ_centroids', 'window', 'crop_organ', 'organs_table', 'organs_cli']
+           'on_grid', 'check_aligned', 'image_grid', 'read_mask', 'read_scan', 'resample_grid', 'resample',
+           'resample_to', 'resample_pair', 'organ_stats', 'organ_centroids', 'window', 'crop_organ', 'organs_table',
+           'organs_cli']
 
 # %% ../../nbs/10_data.volume.ipynb #b8a8bd36
 @dataclass
@@ -429,6 +430,17 @@ def read_scan(image, # CT: NIfTI file, DICOM folder, or a `Volume` already read
     if resample_mask: return img, resample_to(mask, img, order=0)
     check_aligned(img, mask); return img, mask
 
+# %% ../../nbs/10_data.volume.ipynb #10923ee5
+def resample_grid(affine:np.ndarray, # the voxel-to-world affine of a grid
+                  shape, # its shape
+                  spacing) -> tuple[tuple, np.ndarray]: # target spacing in mm: one number or (sx, sy, sz)
+    "(shape, affine) of the grid at `spacing` over the same field of view: the outer faces stay where they were."
+    sp_old = np.sqrt((affine[:3,:3]**2).sum(0)); sp_new = np.broadcast_to(np.asarray(spacing, float), (3,))
+    out_shape = tuple(int(s) for s in np.maximum(1, np.round(np.asarray(shape) * sp_old / sp_new)))
+    out = affine.copy(); out[:3,:3] = affine[:3,:3] / sp_old * sp_new
+    out[:3,3] = affine[:3,3] + affine[:3,:3] @ ((sp_new / sp_old - 1) / 2)
+    return out_shape, out
+
 # %% ../../nbs/10_data.volume.ipynb #0957998a
 def _sample(vol:Volume, out_aff:np.ndarray, out_shape, order:int):
     m = np.linalg.inv(vol.affine) @ out_aff  # output voxel -> input voxel
@@ -441,10 +453,7 @@ def _sample(vol:Volume, out_aff:np.ndarray, out_shape, order:int):
 def resample(vol:Volume, spacing, # target spacing in mm: one number or (sx, sy, sz)
              order:int=1): # 1 = linear (images), 0 = nearest (masks)
     "Resample to a new spacing over the same field of view."
-    sp_new = np.broadcast_to(np.asarray(spacing, float), (3,)); sp_old = np.asarray(vol.spacing)
-    shape = np.maximum(1, np.round(np.asarray(vol.shape) * sp_old / sp_new)).astype(int)
-    aff = vol.affine.copy(); aff[:3,:3] = vol.affine[:3,:3] / sp_old * sp_new
-    aff[:3,3] = vol.affine[:3,3] + vol.affine[:3,:3] @ ((sp_new/sp_old - 1) / 2)
+    shape, aff = resample_grid(vol.affine, vol.shape, spacing)
     return _sample(vol, aff, shape, order)
 
 def resample_to(vol:Volume, like:Volume, order:int=0):

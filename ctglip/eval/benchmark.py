@@ -19,12 +19,12 @@ from ..data.public import read_labels
 from ..data.labels import LABEL_SETS, load_label_set, label_names
 from ..prompts import MODES, Protocol
 from .metrics import roc_auc, youden_thresholds, corner_thresholds, count_metrics, scan_bootstrap, percentile_ci
-from .zeroshot import abnormality_scores, _norm
+from .zeroshot import abnormality_scores, l2_normalize
 from .core import embed, text_encoder
 from ..data.pairing import scan_pairs
 from ..data.cache import Cache
 from ..data.dataset import CacheDataset, empty_split, make_loader, prepare_data
-from ..train import load_run
+from ..runs import load_run
 
 # %% auto #0
 __all__ = ['CALIB_FRACTION', 'CALIB_SALT', 'SCAN_TEXT', 'TABLE_METRICS', 'PROTOCOLS', 'SCORING', 'study_hash', 'calibration_mask',
@@ -91,8 +91,8 @@ def scan_embeddings(emb:dict) -> tuple:
     si, units = u.scan_id.map(pos).values, {}
     for o, g in u.groupby('organ', sort=False):
         acc = np.zeros((len(ids), img.shape[1]), np.float32); np.add.at(acc, si[g.index], img[g.index])
-        A = np.full_like(acc, np.nan); r = np.unique(si[g.index]); A[r] = _norm(acc[r]); units[o] = A
-    X = _norm(np.nansum(np.stack(list(units.values())), 0)) if units else np.zeros((0, img.shape[1]), np.float32)
+        A = np.full_like(acc, np.nan); r = np.unique(si[g.index]); A[r] = l2_normalize(acc[r]); units[o] = A
+    X = l2_normalize(np.nansum(np.stack(list(units.values())), 0)) if units else np.zeros((0, img.shape[1]), np.float32)
     return ids, X, units
 
 # %% ../../nbs/46_eval.benchmark.ipynb #a65df1a0
@@ -109,7 +109,7 @@ def label_scores(scans:tuple, # `scan_embeddings` output: (ids, (S, E) scan embe
         best, used = np.full(S, -np.inf), np.zeros(S, bool)
         for o, us in zip(r.organs, r.parts):
             if not (us := [U[u] for u in us if u in U]): continue
-            x = _norm(np.nansum(np.stack(us), 0)); has = ~np.isnan(np.stack(us)[:, :, 0]).all(0)   # mean of the word's units present
+            x = l2_normalize(np.nansum(np.stack(us), 0)); has = ~np.isnan(np.stack(us)[:, :, 0]).all(0)   # mean of the word's units present
             if has.any(): best[has] = np.maximum(best[has], prob(x[has], o, r.name)); used |= has
         rest = ~used
         if rest.any():

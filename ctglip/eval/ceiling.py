@@ -4,8 +4,6 @@
 
 # %% ../../nbs/47_eval.ceiling.ipynb #e445b471
 from __future__ import annotations
-import json
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -14,23 +12,22 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..core import CtglipError, set_seed
+from ..core import CtglipError, set_seed, unwindow_hu
 from ..config import override
 from ..data.layout import read_pairs
 from ..data.dataset import CacheDataset, make_loader, split_loader
 from ..models.vision import build_vision, OrganReadout
 from ..models.glip import model_kwargs
-from ..train import lr_at, make_optimizer
+from ..runs import make_optimizer, run_steps
 from .zeroshot import labels_for, detection_table
 from .finetune import OrganClassifier
 from .metrics import roc_auc
+from ..synth.truth import SIZE_BINS, size_bin
 
 # %% auto #0
-__all__ = ['HEAD_LR', 'MIN_SIGNAL_HU', 'BLOOD_HU', 'SIZE_BINS', 'QUANTILES', 'ceiling_encoder', 'ceiling_model', 'unit_labels',
-           'pair_targets', 'ceiling_loss', 'positive_scans', 'balanced_batches', 'balanced_weights', 'head_groups',
-           'train_ceiling', 'unit_logits', 'score_ceiling', 'case_findings', 'finding_sources', 'lesion_signal_hu',
-           'generator_units', 'lesion_sizes', 'generator_sizes', 'bin_names', 'size_bin', 'hidden_cells', 'size_table',
-           'size_summary', 'organ_histograms', 'histogram_probe']
+__all__ = ['HEAD_LR', 'QUANTILES', 'ceiling_encoder', 'ceiling_model', 'unit_labels', 'pair_targets', 'ceiling_loss',
+           'positive_scans', 'balanced_batches', 'balanced_weights', 'head_groups', 'train_ceiling', 'unit_logits',
+           'score_ceiling', 'size_table', 'size_summary', 'organ_histograms', 'histogram_probe']
 
 # %% ../../nbs/47_eval.ceiling.ipynb #376db875
 def ceiling_encoder(cfg) -> nn.Module:
@@ -42,7 +39,7 @@ def ceiling_model(cfg, n_tasks:int) -> OrganClassifier:
     enc = ceiling_encoder(cfg)
     return OrganClassifier(enc, n_tasks, OrganReadout(enc.out_dim, **model_kwargs(cfg)['readout_kw']))
 
-# %% ../../nbs/47_eval.ceiling.ipynb #537329c3
+# %% ../../nbs/47_eval.ceiling.ipynb #dd24aa61
 def unit_labels(units:pd.DataFrame, # rows with scan_id, organ, findings
                 tasks:Sequence[tuple], exclude=(), # (organ, abnormality); (scan_id, organ, abnormality) cells left out
                 relabel=None) -> np.ndarray: # units -> units carrying the labels to use (`generator_units`); None: the pairs' findings
@@ -69,6 +66,7 @@ def ceiling_loss(logits:torch.Tensor, # (P, T) logits of the pairs
     bce = F.binary_cross_entropy_with_logits(logits, y.to(logits), reduction='none', pos_weight=pw) * m.to(logits)
     return bce.sum() / m.sum().clamp(min=1)
 
+# %% ../../nbs/47_eval.ceiling.ipynb #1e5e2a5d
 def positive_scans(pairs:list, tasks:Sequence[tuple], exclude=(), relabel=None, split:str='train') -> list:
     "For each task, the sorted scan ids of the `split` with a positive unit."
     u = pd.DataFrame([r for r in pairs if r.get('split') == split])
@@ -98,7 +96,7 @@ def balanced_weights(pairs:list, tasks:Sequence[tuple], exclude=(), split:str='t
     pos, neg = (y == 1).sum(0), (y == 0).sum(0)
     return torch.tensor(np.where(pos > 0, np.minimum(neg / np.maximum(pos, 1), cap), 1.), dtype=torch.float32)
 
-# %% ../../nbs/47_eval.ceiling.ipynb #950c3ca3
+# %% ../../nbs/47_eval.ceiling.ipynb #10f9b41c
 HEAD_LR = 30. # the heads learn this many times faster than the encoder (chosen on the demo's validation split from 1, 10, 30, 100): a lesion moves an organ's standardised features a little, and AdamW moves a weight by about lr per step
 
 def head_groups(opt:torch.optim.Optimizer, head:nn.Module, scale:float) -> torch.optim.Optimizer:
@@ -110,6 +108,7 @@ def head_groups(opt:torch.optim.Optimizer, head:nn.Module, scale:float) -> torch
             if ps: groups.append({**{k: v for k, v in g.items() if k != 'params'}, 'params': ps, 'lr_scale': scale if is_head else 1.})
     return type(opt)(groups, lr=opt.defaults['lr'], betas=opt.defaults['betas'])
 
+# %% ../../nbs/47_eval.ceiling.ipynb #f75fa809
 def train_ceiling(cfg, # the zero-shot runs' `Config` (data, model and train sections are used)
                   paths, # `prepare_data` output
                   tasks:Sequence[tuple], # (organ, abnormality) heads
@@ -136,12 +135,9 @@ def train_ceiling(cfg, # the zero-shot runs' `Config` (data, model and train sec
     it = make_loader(ds, steps=t.steps, device=device, batches=batches)
     if progress:
         from tqdm.auto import tqdm; it = tqdm(it, desc='ceiling', leave=False)
-    for step, b in enumerate(it):
-        for g in opt.param_groups: g['lr'] = lr_at(step, cfg) * g['lr_scale']
-        loss = ceiling_loss(model(b['image'], b['pair_map']), *pair_targets(b, tasks, exclude, relabel), pw)
-        opt.zero_grad(set_to_none=True); loss.backward()
-        if t.grad_clip: nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-        opt.step(); model.losses.append(float(loss.detach()))
+    loss_of = lambda b: dict(loss=ceiling_loss(model(b['image'], b['pair_map']), *pair_targets(b, tasks, exclude, relabel), pw))
+    keep = lambda step, outs, gn, lr: model.losses.append(float(outs[0][1]['loss'].detach()))
+    run_steps(model, opt, iter(it), loss_of, cfg, stop=t.steps, on_step=keep)   # the training loop of `ctglip.runs`
     return model.eval()
 
 # %% ../../nbs/47_eval.ceiling.ipynb #7ab4bacf
@@ -172,94 +168,6 @@ def score_ceiling(model:OrganClassifier, paths, cfg, # the trained ceiling, `pre
     table, mean = detection_table(y, np.where(np.isnan(y), np.nan, S), tasks, n_boot, seed, scan_ids=units.scan_id.values)
     mean = {k: mean[k] for k in ('auc', 'auc_lo', 'auc_hi') if k in mean}
     return dict(table=table, mean=mean, scores=S, labels=y, units=units, tasks=list(tasks))
-
-# %% ../../nbs/47_eval.ceiling.ipynb #330afab4
-def case_findings(data) -> dict:
-    "{scan_id: the case record's findings} of a SynthCT folder (`cases/*.json`)."
-    files = sorted(Path(data, 'cases').glob('*.json'))
-    if not files: raise CtglipError("no SynthCT case records (cases/*.json): sizes need a SynthCT folder", data)
-    return {f.stem: json.loads(f.read_text()).get('findings') or [] for f in files}
-
-def finding_sources(pairs:list, cases:dict, min_share:float=0.2) -> dict:
-    "{(organ, phrase): generator names}: those of the phrase's pairs whose organ has one generator finding (>= `min_share` of them)."
-    one, co = {}, {}
-    for r in pairs:
-        names = {f['name'] for f in cases.get(r['scan_id'], []) if f.get('organ') == r['organ']}
-        for a in r.get('findings') or []:
-            k = (r['organ'], a); c = co.setdefault(k, {})
-            for g in names: c[g] = c.get(g, 0) + 1
-            if len(names) == 1: one.setdefault(k, []).append(next(iter(names)))
-    out = {}
-    for k, c in co.items():
-        u = pd.Series(one.get(k, []), dtype=object).value_counts(normalize=True)
-        out[k] = set(u[u >= min_share].index) if len(u) else {g for g, n in c.items() if n == max(c.values())}
-    return out
-
-# %% ../../nbs/47_eval.ceiling.ipynb #b048f6a1
-MIN_SIGNAL_HU = 30. # a focal lesion changes one input voxel by at least this many HU to count as visible (2x the largest training noise std)
-BLOOD_HU = 40. # organ HU assumed for a finding recorded without one (aortic plaques: the unenhanced lumen)
-
-def lesion_signal_hu(f:dict, # a case record finding (`case_findings`)
-                     voxel_mm3:float) -> float: # volume of one model-input voxel
-    "HU change a focal lesion makes in one input voxel by partial volume (inf for a diffuse finding)."
-    if f.get('extent') != 'focal' or not f.get('sizes_mm'): return float('inf')
-    d = max(f['sizes_mm']); organ = f.get('organ_hu', BLOOD_HU)
-    return abs(float(f['hu']) - float(BLOOD_HU if organ is None else organ)) * min(1., np.pi / 6 * d**3 / voxel_mm3)
-
-def generator_units(units:pd.DataFrame, # rows with scan_id and organ (other columns are kept)
-                    cases:dict, # `case_findings` of the SynthCT folder
-                    spacing, # the model input's spacing, mm (x, y, z)
-                    min_signal_hu:float=MIN_SIGNAL_HU) -> pd.DataFrame:
-    "The units with `findings` = the generator's names of the unit's organ that the input can show, `hidden` = the ones it cannot."
-    vox = float(np.prod(spacing)); miss = sorted(set(units.scan_id) - set(cases))
-    if miss: raise CtglipError(f"{len(miss)} scan(s) without a SynthCT case record, e.g. {miss[0]}")
-    vis, hid = [], []
-    for s, o in zip(units.scan_id, units.organ):
-        fs = [f for f in cases[s] if f.get('organ') == o]
-        v = {f['name'] for f in fs if lesion_signal_hu(f, vox) >= min_signal_hu}
-        vis.append(sorted(v)); hid.append(sorted({f['name'] for f in fs} - v))
-    return units.assign(findings=vis, hidden=hid)
-
-# %% ../../nbs/47_eval.ceiling.ipynb #baf2ce08
-def _size(f): return max(f.get('sizes_mm') or [f.get('size_mm') or np.nan])
-
-def lesion_sizes(data, # a SynthCT folder
-                 pairs) -> dict: # pair records or a pairs.jsonl path
-    "{(scan_id, organ, phrase): largest matching lesion diameter in mm (NaN: diffuse)} of every positive pair finding."
-    pairs = pairs if isinstance(pairs, list) else read_pairs(pairs)
-    cases = case_findings(data); src = finding_sources(pairs, cases); out = {}
-    for r in pairs:
-        for a in r.get('findings') or []:
-            fs = [_size(f) for f in cases.get(r['scan_id'], []) if f.get('organ') == r['organ'] and f['name'] in src[(r['organ'], a)]]
-            out[(r['scan_id'], r['organ'], a)] = float(np.nanmax(fs)) if fs and not np.isnan(fs).all() else np.nan
-    return out
-
-# %% ../../nbs/47_eval.ceiling.ipynb #023ccac6
-def generator_sizes(cases:dict) -> dict: # `case_findings` of a SynthCT folder
-    "{(scan_id, organ, generator name): largest lesion diameter in mm (NaN: diffuse)}: `lesion_sizes` for the generator's labels."
-    out = {}
-    for s, fs in cases.items():
-        for f in fs:
-            if not f.get('organ'): continue
-            k, v = (s, f['organ'], f['name']), _size(f); old = out.get(k, np.nan)
-            out[k] = v if np.isnan(old) else old if np.isnan(v) else max(old, v)
-    return out
-
-# %% ../../nbs/47_eval.ceiling.ipynb #b84120af
-SIZE_BINS = (2., 4.) # diameter edges in voxels: < 2, 2-4, >= 4 (and 'diffuse' without a size)
-
-def bin_names(edges=SIZE_BINS) -> tuple:
-    "The names of the size bins, smallest first, then 'diffuse'."
-    return (f'<{edges[0]:g}', *(f'{a:g}-{b:g}' for a, b in zip(edges, edges[1:])), f'>={edges[-1]:g}', 'diffuse')
-
-def size_bin(vox:float, edges=SIZE_BINS) -> str:
-    "The bin name of a diameter in voxels."
-    if vox is None or np.isnan(vox): return 'diffuse'
-    return bin_names(edges)[int(np.searchsorted(edges, vox, side='right'))]
-
-def hidden_cells(sizes:dict, spacing_mm:float, min_vox:float=2.) -> set:
-    "The (scan_id, organ, phrase) positives whose lesion diameter is below `min_vox` voxels."
-    return {k for k, mm in sizes.items() if not np.isnan(mm) and mm / spacing_mm < min_vox}
 
 # %% ../../nbs/47_eval.ceiling.ipynb #66845e88
 def size_table(res:dict, # `score_ceiling` output
@@ -298,7 +206,7 @@ def organ_histograms(data, # batches in the training-batch format (evaluation cr
     "((N, F) float32 features, units DataFrame with scan_id, organ, findings), each scan once."
     lo, hi = map(float, hu_window); F_, rows, seen = [], [], set()
     for b in data:
-        x = (b['image'][:, 0].float() * (hi - lo) + lo).cpu().numpy(); pm = b['pair_map'].cpu().numpy(); sidx = b['scan_idx'].cpu().numpy()
+        x = unwindow_hu(b['image'][:, 0], lo, hi).cpu().numpy(); pm = b['pair_map'].cpu().numpy(); sidx = b['scan_idx'].cpu().numpy()
         for i, s in enumerate(b['scan_id']):
             if s in seen: continue
             seen.add(s); ks = np.flatnonzero(sidx == i); h = _histograms(x[i], pm[i], int(ks.max()) + 1 if len(ks) else 0)

@@ -15,7 +15,7 @@ from ..core import CtglipError, get_device
 from ..prompts import ORGAN_TEMPLATE, Protocol
 from .metrics import THRESHOLD_METRICS, paired_bootstrap
 from .zeroshot import (METRICS, organ_recognition, abnormality_detection, valid_thresholds, tasks_from,
-                                  retrieval, grounded_similarity, embed_texts, _norm)
+                                  retrieval, grounded_similarity, embed_texts, l2_normalize)
 
 # %% auto #0
 __all__ = ['NO_THRESHOLDS', 'model_level', 'embed', 'text_encoder', 'text_coverage_of', 'summarize', 'score', 'evaluate',
@@ -71,7 +71,7 @@ def embed(model, # a CT-GLIP or CLIP model
     finally: model.train(was)
     if not scans: raise CtglipError("evaluate: the data yielded no batches")
     return dict(level=level, units=pd.concat(units, ignore_index=True), scans=pd.concat(scans, ignore_index=True),
-                img=_norm(torch.cat(img).numpy()))
+                img=l2_normalize(torch.cat(img).numpy()))
 
 # %% ../../nbs/44_eval.core.ipynb #c6690c26
 NO_THRESHOLDS = ("F1, accuracy, sensitivity and specificity need operating thresholds chosen on validation data "

@@ -19,11 +19,11 @@ from ..data.layout import read_metadata, scan_id, find_scans, MASKS_HELP
 from ..data.dataset import scan_arrays
 from ..data.transform import scan_transform
 from ..prompts import ORGAN_TEMPLATE, organ_prompts
-from .zeroshot import abnormality_scores, embed_texts, _norm
+from .zeroshot import abnormality_scores, embed_texts, l2_normalize as _norm
 from ..data.report import parse_report
 from .core import model_level, text_encoder
 from ..core import get_device
-from ..train import load_run, checkpoint_dir
+from ..runs import load_run, checkpoint_dir
 from ..config import DATA_HELP, add_mask_version, cli_device, out_file, show_progress, to_dict
 
 # %% auto #0

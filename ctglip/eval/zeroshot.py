@@ -17,8 +17,8 @@ from .metrics import (THRESHOLD_METRICS, roc_auc, binary_metrics, scan_bootstrap
                                  percentile_ci, topk_accuracy, confusion, per_class_accuracy, recall_at_k)
 
 # %% auto #0
-__all__ = ['METRICS', 'embed_texts', 'unit_vocabulary', 'organ_recognition', 'tasks_from', 'abnormality_scores', 'labels_for',
-           'task_thresholds', 'detection_table', 'valid_thresholds', 'abnormality_detection', 'retrieval',
+__all__ = ['METRICS', 'l2_normalize', 'embed_texts', 'unit_vocabulary', 'organ_recognition', 'tasks_from', 'abnormality_scores',
+           'labels_for', 'task_thresholds', 'detection_table', 'valid_thresholds', 'abnormality_detection', 'retrieval',
            'grounded_similarity']
 
 # %% ../../nbs/41_eval.zeroshot.ipynb #5b2b1ed7
@@ -27,7 +27,8 @@ def _np(x):
     if hasattr(x, 'detach'): x = x.detach().float().cpu().numpy()
     return np.asarray(x, dtype=np.float32)
 
-def _norm(x, axis=-1):
+def l2_normalize(x, axis=-1):
+    "Rows of `x` (array or tensor) scaled to unit L2 norm along `axis`, as float NumPy."
     x = _np(x); return x / np.maximum(np.linalg.norm(x, axis=axis, keepdims=True), 1e-12)
 
 def embed_texts(encode:Callable, # list[str] -> (N, E) tensor or array
@@ -37,7 +38,7 @@ def embed_texts(encode:Callable, # list[str] -> (N, E) tensor or array
     uniq = list(dict.fromkeys(texts))
     if not uniq: raise CtglipError("no texts to encode")
     parts = [_np(encode(uniq[i:i+batch_size])) for i in range(0, len(uniq), batch_size)]
-    emb = _norm(np.concatenate(parts)); pos = {t: i for i, t in enumerate(uniq)}
+    emb = l2_normalize(np.concatenate(parts)); pos = {t: i for i, t in enumerate(uniq)}
     return emb[[pos[t] for t in texts]]
 
 # %% ../../nbs/41_eval.zeroshot.ipynb #d529add4
@@ -85,7 +86,7 @@ def _prompt_embs(encode, tasks, mode, ensemble, synonyms):
     P, N, k = [], [], 0
     for p, n in sets:
         P.append(emb[k:k+len(p)].mean(0)); N.append(emb[k+len(p):k+len(p)+len(n)].mean(0)); k += len(p) + len(n)
-    return _norm(np.stack(P)), _norm(np.stack(N))
+    return l2_normalize(np.stack(P)), l2_normalize(np.stack(N))
 
 def abnormality_scores(emb, # (N, E) L2-normalised embedding of each case
                        organs:Sequence[str], # (N,) organ of each case

@@ -145,9 +145,8 @@ def model_kwargs(cfg, # a `ctglip.config.Config`
     vision_kw = dict(in_channels=m.in_channels + len(m.windows) // 2, img_size=tuple(d.size), cnn_widths=tuple(m.cnn_widths), cnn_stem=m.cnn_stem,
                      cnn_norm=m.cnn_norm, pool_level=m.pool_level, vit_patch=tuple(m.vit_patch), vit_dim=m.vit_dim,
                      vit_depth=m.vit_depth, vit_heads=m.vit_heads, vit_mlp_ratio=m.vit_mlp_ratio,
-                     attn=getattr(m, 'vit_attn', 'sdpa'), dropout=m.dropout)
-    text_kw = dict(pooling=m.text_pooling, max_len=m.text_max_len, freeze=m.freeze_text, seed=cfg.train.seed,
-                   long_text=getattr(m, 'text_long', 'chunk'))
+                     attn=m.vit_attn, dropout=m.dropout)
+    text_kw = dict(pooling=m.text_pooling, max_len=m.text_max_len, freeze=m.freeze_text, seed=cfg.train.seed)
     readout_kw = dict(hu_window=tuple(d.hu_window), windows=tuple(m.windows), width=m.readout_width, use_max=m.readout_max,
                       hist=m.readout_hist, volume=m.readout_volume, voxel_mm=tuple(d.spacing), norm=m.readout_norm)
     return dict(vision=m.vision, text=m.text_model, embed_dim=m.embed_dim, vision_kw=vision_kw, text_kw=text_kw, readout_kw=readout_kw,
@@ -163,7 +162,7 @@ def build_model(cfg, # a `ctglip.config.Config`
     if kind != 'ctglip': raise CtglipError(f"unknown model {kind!r} (use 'ctglip' or 'clip')")
     l = cfg.loss
     return CTGLIP(**kw, organs=pair_organs(cfg.data.lung_units), lambda_abn=l.lambda_abn, use_organ_term=l.use_organ_term,
-                  use_dict_negatives=l.use_dict_negatives, symmetric=getattr(l, 'abn_symmetric', True))
+                  use_dict_negatives=l.use_dict_negatives)
 
 @classmethod
 def _from_config(cls, cfg): return build_model(cfg, 'clip' if cls is CLIPBaseline else 'ctglip')

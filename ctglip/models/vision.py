@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from fastcore.basics import patch
 
-from ..core import CtglipError
+from ..core import CtglipError, window_hu, unwindow_hu
 
 # %% auto #0
 __all__ = ['ATTN_MODES', 'HIST_INIT_HU', 'cell_counts', 'pool_organs', 'pool_global', 'make_norm', 'ConvBlock', 'UNet3D',
@@ -273,7 +273,7 @@ class OrganReadout(nn.Module):
 @patch
 def hu(self:OrganReadout, image:torch.Tensor) -> torch.Tensor: # (B, 1, X, Y, Z) in [0, 1] -> (B, 1, X, Y, Z) HU
     "The HU of the windowed input."
-    return image.float() * (self.hi - self.lo) + self.lo
+    return unwindow_hu(image, self.lo, self.hi)
 
 @patch
 def channels(self:OrganReadout, image:torch.Tensor, # (B, 1, X, Y, Z) HU windowed to [0, 1]
@@ -281,7 +281,7 @@ def channels(self:OrganReadout, image:torch.Tensor, # (B, 1, X, Y, Z) HU windowe
     "The encoder input: the image and one channel per extra window."
     if not self.windows: return image
     hu = self.hu(image)
-    return torch.cat([image] + [((hu - l) / (h - l)).clamp(0, 1).to(image.dtype) for l, h in self.windows], 1)
+    return torch.cat([image] + [window_hu(hu, l, h).to(image.dtype) for l, h in self.windows], 1)
 
 # %% ../../nbs/20_models.vision.ipynb #bc894b0b
 @patch
