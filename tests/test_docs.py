@@ -20,8 +20,7 @@ FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-
 NBS = sorted((ROOT/'nbs').glob('*.ipynb'))
 PLOTLY = 'application/vnd.plotly.v1+json'
 # notebooks whose figures still lack a saved fallback (run `python .ci/plotly_fallback.py` on them)
-FALLBACK_PENDING = {'16_synth.core', '40_eval.metrics', '50_train', '70_study'}
-KERNELSPEC_PENDING = {'00_core', '50_train'}  # the kernelspec is added with their next edit
+FALLBACK_PENDING = set()
 
 
 def _nb(path): return json.loads(path.read_text())
@@ -45,7 +44,6 @@ def test_figures_saved_with_an_offline_fallback():
 
 def test_notebooks_name_their_kernel():
     for nb in NBS:
-        if nb.stem in KERNELSPEC_PENDING: continue
         ks = _nb(nb)['metadata'].get('kernelspec', {})
         assert (ks.get('name'), ks.get('language')) == ('python3', 'python'), f'{nb.name}: no python3 kernelspec'
 
