@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..core import CtglipError, atomic_path, get_logger
+from ..core import CtglipError, atomic_path, get_logger, read_table
 
 # %% auto #0
 __all__ = ['NII', 'SPLITS', 'SPLIT_SUFFIXES', 'MASK_DIRS', 'MASKS_HELP', 'TABLE_DIRS', 'META_KEYS', 'PAIR_KEYS', 'scan_id',
@@ -88,9 +88,7 @@ def _text(v) -> str:
 def read_reports(path) -> pd.DataFrame:
     "A reports CSV -> `scan_id, findings, impression` (cleaned text, '' when missing)."
     path = Path(path)
-    try: df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except Exception as e: raise CtglipError(f"not a readable CSV ({type(e).__name__})", path) from None
-    if 'VolumeName' not in df.columns: raise CtglipError(f"no VolumeName column (has {list(df.columns)[:6]})", path)
+    df = read_table(path, need=['VolumeName'], dtype=str, keep_default_na=False)
     fcol = next((c for c in _FINDINGS if c in df.columns), None); icol = next((c for c in _IMPRESSION if c in df.columns), None)
     if fcol is None and icol is None: raise CtglipError("no Findings_EN or Impressions_EN column", path)
     return pd.DataFrame(dict(scan_id=df.VolumeName.map(scan_id), findings=df[fcol].map(_text) if fcol else '',
@@ -113,9 +111,7 @@ def table_files(root, # a dataset folder
 def read_metadata(path) -> dict:
     "A metadata CSV -> `{scan_id: {key: value}}` with the `META_KEYS` columns a volume is read with (blank cells left out)."
     path = Path(path)
-    try: df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except Exception as e: raise CtglipError(f"not a readable CSV ({type(e).__name__})", path) from None
-    if 'VolumeName' not in df.columns: raise CtglipError(f"no VolumeName column (has {list(df.columns)[:6]})", path)
+    df = read_table(path, need=['VolumeName'], dtype=str, keep_default_na=False)
     keys = [k for k in META_KEYS if k in df.columns]
     return {scan_id(v): {k: r[k] for k in keys if r[k].strip()} for v, r in zip(df.VolumeName, df[keys].to_dict('records'))}
 
@@ -184,9 +180,7 @@ def _ctrate_scans(root:Path, masks, keep_non_chest:bool=False) -> list:
 
 # %% ../../nbs/10a_data.layout.ipynb #1cd2b6ff
 def _csv_scans(root:Path, masks) -> list:
-    df = pd.read_csv(root/'scans.csv', dtype=str, keep_default_na=False)
-    miss = {'scan_id', 'split', 'image'} - set(df.columns)
-    if miss: raise CtglipError(f"scans.csv lacks column(s) {sorted(miss)}", root/'scans.csv')
+    df = read_table(root/'scans.csv', need=['scan_id', 'split', 'image'], dtype=str, keep_default_na=False)
     out = []
     for r in df.to_dict('records'):
         img = root/r['image']; m = root/r['mask'] if r.get('mask') else find_mask(img, None, masks)
