@@ -200,7 +200,7 @@ def field_index() -> dict:
     idx.update({k:(v[0],k) for k,v in bare.items() if len(v)==1 and k not in idx})
     return idx
 
-# %% ../nbs/02_config.ipynb #cf51d6d0
+# %% ../nbs/02_config.ipynb #1b1ee028
 _TRUE, _FALSE = {'true','1','yes','on'}, {'false','0','no','off'}
 
 def _parse_scalar(tp, v, key):
@@ -224,6 +224,7 @@ def _parse_scalar(tp, v, key):
     if tp is str: return str(v)
     raise CtglipError(f"config key {key}: unsupported type {tp}")
 
+# %% ../nbs/02_config.ipynb #b37a4700
 def parse_value(tp, # the field's type hint
                 v, # a string from the command line, or a JSON value
                 key:str=''): # the key, for error messages

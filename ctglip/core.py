@@ -14,7 +14,7 @@ import torch
 # %% auto #0
 __all__ = ['AXES', 'ORIENTATION', 'TENSOR_LAYOUT', 'HU_WINDOW', 'DEFAULT_SPACING', 'HU_AIR', 'HU_MIN', 'HU_MAX', 'CtglipError',
            'window_hu', 'unwindow_hu', 'set_seed', 'get_device', 'repo_root', 'embedded_case', 'shared_data_dir',
-           'file_mode', 'atomic_path', 'get_logger']
+           'file_mode', 'atomic_path', 'read_table', 'get_logger']
 
 # %% ../nbs/00_core.ipynb #f57d0a94
 AXES = ('x', 'y', 'z')          # array axis order of every volume
@@ -100,6 +100,23 @@ def atomic_path(path): # the final path
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp): os.unlink(tmp)
+
+# %% ../nbs/00_core.ipynb #3fef1bbd
+def read_table(path, # a CSV file
+               need=(), # the columns it must have
+               rows:str='', # what a row is ('reports'): when given, a header with no rows is refused
+               what:str='file', # what the file is, for the not-found message ('labels file')
+               **kw): # more `pandas.read_csv` options (`dtype=str, keep_default_na=False`)
+    "A CSV as a DataFrame, or a `CtglipError` naming the file: not found, not a readable CSV, missing columns, no rows."
+    import pandas as pd
+    path = Path(path) if isinstance(path, (str, os.PathLike)) else path   # or a package resource
+    if not path.is_file(): raise CtglipError(f"{what} not found", path)
+    try: df = pd.read_csv(path, **kw)
+    except Exception as e: raise CtglipError(f"not a readable CSV ({type(e).__name__})", path) from None
+    miss = [c for c in need if c not in df.columns]
+    if miss: raise CtglipError(f"missing column(s) {miss} (has {list(df.columns)[:8]})", path)
+    if rows and df.empty: raise CtglipError(f"no {rows}: the CSV holds a header and no rows", path)
+    return df
 
 # %% ../nbs/00_core.ipynb #b14893b6
 def get_logger(name:str='ctglip'):

@@ -359,11 +359,23 @@ def merge_manifests(out, # cache directory
     with atomic_path(out/'manifest.json') as tmp: Path(tmp).write_text(json.dumps(man))
     return man
 
-# %% ../../nbs/17_data.cache.ipynb #cd67456a
+# %% ../../nbs/17_data.cache.ipynb #03f9388c
 def _entry(s) -> dict:
     "A scan as the dict `cache_scan` takes (a `Scan` of `find_scans`, or such a dict)."
     return s if isinstance(s, dict) else dict(scan_id=s.scan_id, split=s.split, image=s.image, mask=s.mask, meta=s.meta)
 
+def _run_jobs(args:list, workers:int, done):
+    "Run `_cache_job` on each of `args`, here (one thread) or in a pool of `workers` processes, handing each result to `done` as it comes."
+    if workers == 1 or len(args) <= 1:
+        nt = torch.get_num_threads(); torch.set_num_threads(1)             # one core per scan, as in the pool
+        try:
+            for a in args: done(_cache_job(a))
+        finally: torch.set_num_threads(nt); _SCRATCH.clear()                # give the work buffers back
+    else:
+        with ProcessPoolExecutor(min(workers, len(args)), initializer=_init_worker) as ex:
+            for f in as_completed([ex.submit(_cache_job, a) for a in args]): done(f.result())
+
+# %% ../../nbs/17_data.cache.ipynb #6a221b89
 def build_cache(scans:list, # `Scan`s of `find_scans` (or dicts `scan_id, split, image, mask[, meta]`)
                 out, # cache directory
                 spacing=DEFAULT_SPACING, # mm [x,y,z]
@@ -392,14 +404,7 @@ def build_cache(scans:list, # `Scan`s of `find_scans` (or dicts `scan_id, split,
             with atomic_path(sd/sid/'bad.json') as tmp: Path(tmp).write_text(json.dumps(dict(scan_id=sid, reason=err)))
         elif (sd/sid/'bad.json').exists(): (sd/sid/'bad.json').unlink()
         bar.update(1)
-    if workers == 1 or len(args) <= 1:
-        nt = torch.get_num_threads(); torch.set_num_threads(1)             # one core per scan, as in the pool
-        try:
-            for a in args: _done(_cache_job(a))
-        finally: torch.set_num_threads(nt); _SCRATCH.clear()                # give the work buffers back
-    else:
-        with ProcessPoolExecutor(min(workers, len(args)), initializer=_init_worker) as ex:
-            for f in as_completed([ex.submit(_cache_job, a) for a in args]): _done(f.result())
+    _run_jobs(args, workers, _done)
     bar.close()
     if n_meta: log.warning(f"{len(n_meta)} volume(s) read with the geometry and rescale of their metadata row (a blank or identity v1 header, e.g. {n_meta[0]})")
     if n == 1: return write_manifest(out)

@@ -29,7 +29,7 @@ __all__ = ['DataPaths', 'prepare_data', 'missing_data', 'prepare_command', 'prep
            'negatives_dictionary', 'sample_negatives', 'CacheDataset', 'collate', 'to_device', 'StepSampler',
            'DeviceLoader', 'make_loader', 'split_loader', 'empty_split']
 
-# %% ../../nbs/18_data.dataset.ipynb #e395ba3b
+# %% ../../nbs/18_data.dataset.ipynb #8828920a
 @dataclass(frozen=True)
 class DataPaths:
     "The derived files of a dataset for one config."
@@ -49,6 +49,7 @@ def _work(data, work=None) -> tuple:
 
 def _made(w:Work) -> dict|None: return json.loads(w.made.read_text()) if w.made.is_file() else None   # what the pairs were made from
 
+# %% ../../nbs/18_data.dataset.ipynb #1d604b83
 def prepare_data(data, # a dataset folder, a pairs .jsonl file (scans.jsonl beside it) or a cache in a work folder
                  cfg, # the run's `Config` (pairing policy and cache geometry)
                  work=None, # work folder for a dataset (default `default_work(data)`)
@@ -214,7 +215,7 @@ class CacheDataset(torch.utils.data.Dataset):
     def __len__(self): return len(self.ids)
     def __repr__(self): return f"CacheDataset({len(self)} scans, {sum(len(self.pairs[s]) for s in self.ids)} pairs, split={self.split!r}, train={self.train})"
 
-# %% ../../nbs/18_data.dataset.ipynb #fdb37fca
+# %% ../../nbs/18_data.dataset.ipynb #56a4c1a3
 def _rng(seed, pos, i): return np.random.default_rng([int(seed) & 0xffffffff, int(pos) & 0xffffffff, int(i) & 0xffffffff, 17])
 
 def _slab(self:CacheDataset, i:int, nz:int):
@@ -225,6 +226,7 @@ def _slab(self:CacheDataset, i:int, nz:int):
     return (z0, z0 + n)
 CacheDataset.slab = _slab
 
+# %% ../../nbs/18_data.dataset.ipynb #3b4533a1
 def _keep(self:CacheDataset, sid:str, out:dict) -> list:
     "(pair, label ids) of the pairs whose organ survives the transform."
     d, boxes = self.cfg.data, self.cache.scans[sid]['boxes']
@@ -241,6 +243,7 @@ def _keep(self:CacheDataset, sid:str, out:dict) -> list:
     return keep
 CacheDataset.keep = _keep
 
+# %% ../../nbs/18_data.dataset.ipynb #064ae151
 @torch.no_grad()
 def _load(self:CacheDataset, i:int, pos:int) -> dict:
     sid = self.ids[i]; meta = self.cache.scans[sid]; rng = _rng(self.cfg.train.seed, pos, i)
@@ -260,6 +263,7 @@ def _load(self:CacheDataset, i:int, pos:int) -> dict:
                 neg_text=negs, scan_id=sid, report=self.report(sid))
 CacheDataset.load = _load
 
+# %% ../../nbs/18_data.dataset.ipynb #efb88bf2
 def _report(self:CacheDataset, sid:str) -> str:
     "The scan's whole report (findings and impression); its pair texts joined when the scan table has none."
     return self.reports.get(sid) or ' '.join(dict.fromkeys(r['text'] for r in self.pairs[sid]))
@@ -345,7 +349,7 @@ class StepSampler(torch.utils.data.Sampler):
                     out.append((int(perms[e][j]), pos))
                 if out: yield out
 
-# %% ../../nbs/18_data.dataset.ipynb #f9fbf6ae
+# %% ../../nbs/18_data.dataset.ipynb #d0e5362a
 class DeviceLoader:
     "Iterate host batches from a DataLoader and hand them out on `device`, one batch ahead."
     def __init__(self, dl, device, hu_window=HU_WINDOW):
@@ -361,6 +365,7 @@ class DeviceLoader:
             nxt = cur
         if nxt is not None: yield nxt
 
+# %% ../../nbs/18_data.dataset.ipynb #391e7caa
 def make_loader(dataset:CacheDataset, # the dataset
                 steps:int|None=None, # optimizer steps (default: one pass)
                 start_step:int=0, # resume position
@@ -379,6 +384,7 @@ def make_loader(dataset:CacheDataset, # the dataset
     if t.num_workers: kw.update(prefetch_factor=t.prefetch, persistent_workers=False)
     return DeviceLoader(torch.utils.data.DataLoader(dataset, batch_sampler=smp, **kw), device, dataset.cfg.data.hu_window)
 
+# %% ../../nbs/18_data.dataset.ipynb #4acdf0c9
 def split_loader(paths:DataPaths, # `prepare_data` output
                  cfg, # the run's config
                  split:str='test', # the split

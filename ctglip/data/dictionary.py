@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ..core import CtglipError, atomic_path, get_logger
+from ..core import CtglipError, atomic_path, get_logger, read_table
 from ..anatomy import pair_organs, base_group
 from .layout import read_pairs
 
@@ -32,10 +32,7 @@ def _split(s): return [o.strip() for o in str(s or '').split('|') if o.strip()]
 def load_dictionary(name_or_path='seed') -> pd.DataFrame:
     "A shipped dictionary ('seed', 'synthct') or a dictionary CSV, with all `COLUMNS`."
     p = files('ctglip')/'assets'/DICTIONARIES[name_or_path] if name_or_path in DICTIONARIES else Path(name_or_path)
-    if not p.is_file(): raise CtglipError("dictionary file not found", p)
-    df = pd.read_csv(p, dtype=str, keep_default_na=False)
-    miss = [c for c in ('organ', 'name') if c not in df.columns]
-    if miss: raise CtglipError(f"dictionary lacks column(s) {miss}", p)
+    df = read_table(p, need=('organ', 'name'), what='dictionary file', dtype=str, keep_default_na=False)
     for c, v in dict(synonyms='', count='0', source='seed' if name_or_path == 'seed' else 'mined', version=DICTIONARY_VERSION).items():
         if c not in df.columns: df[c] = v
     df['count'] = pd.to_numeric(df['count'], errors='coerce').fillna(0).astype(int)

@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..core import CtglipError, atomic_path
+from ..core import CtglipError, atomic_path, read_table
 from ..config import out_file
 from .report import Lexicon, parse_report, phrase_pattern
 
 # %% auto #0
 __all__ = ['LABEL_SETS', 'LABEL_SUBSETS', 'load_label_set', 'label_names', 'label_lexicon', 'text_labels', 'labels_frame',
-           'label_scores', 'labels_cli']
+           'label_agreement', 'labels_cli']
 
 # %% ../../nbs/12_data.labels.ipynb #23ff523b
 LABEL_SETS = {'ct-rate': 'ctrate_labels.csv', 'ct-rate-16': 'ctrate_labels.csv', 'synthct': 'synthct_abnormalities.csv'}
@@ -77,7 +77,7 @@ def labels_frame(df:pd.DataFrame, # one report per row
     out.insert(0, id_col, df[id_col].values)
     return out
 
-def label_scores(pred:pd.DataFrame, gold:pd.DataFrame, names:list|None=None) -> pd.DataFrame:
+def label_agreement(pred:pd.DataFrame, gold:pd.DataFrame, names:list|None=None) -> pd.DataFrame:
     "Per-label precision/recall/F1/support (rows aligned) plus a 'macro' row."
     names = names or [c for c in gold.columns if c in pred.columns and set(np.unique(gold[c])) <= {0, 1}]
     rows = []
@@ -102,13 +102,8 @@ def labels_cli(argv:list|None=None) -> int:
     p.add_argument('--out', required=True, help='output CSV')
     a = p.parse_args(argv)
     path = Path(a.reports); out_file(a.out)
-    if not path.is_file(): raise CtglipError("file not found", path)
-    try: df = pd.read_csv(path)
-    except Exception as e: raise CtglipError(f"not a readable CSV ({type(e).__name__})", path) from None
     cols = [c.strip() for c in a.text_col.split(',') if c.strip()]
-    miss = [c for c in cols + [a.id_col] if c not in df.columns]
-    if miss: raise CtglipError(f"column(s) {miss} not found (columns: {list(df.columns)[:8]})", path)
-    if df.empty: raise CtglipError("no reports: the CSV holds a header and no rows", path)
+    df = read_table(path, need=cols + [a.id_col], rows='reports')
     out = labels_frame(df, cols if len(cols) > 1 else cols[0], a.id_col, a.label_set, a.uncertain == 'positive')
     with atomic_path(a.out) as t: out.to_csv(t, index=False)
     pos = out.drop(columns=a.id_col).sum().sort_values(ascending=False)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..core import CtglipError, atomic_path, get_logger
+from ..core import CtglipError, atomic_path, get_logger, read_table
 
 # %% auto #0
 __all__ = ['NII', 'SPLITS', 'SPLIT_SUFFIXES', 'MASK_DIRS', 'MASKS_HELP', 'TABLE_DIRS', 'META_KEYS', 'PAIR_KEYS', 'scan_id',
@@ -88,9 +88,7 @@ def _text(v) -> str:
 def read_reports(path) -> pd.DataFrame:
     "A reports CSV -> `scan_id, findings, impression` (cleaned text, '' when missing)."
     path = Path(path)
-    try: df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except Exception as e: raise CtglipError(f"not a readable CSV ({type(e).__name__})", path) from None
-    if 'VolumeName' not in df.columns: raise CtglipError(f"no VolumeName column (has {list(df.columns)[:6]})", path)
+    df = read_table(path, need=['VolumeName'], dtype=str, keep_default_na=False)
     fcol = next((c for c in _FINDINGS if c in df.columns), None); icol = next((c for c in _IMPRESSION if c in df.columns), None)
     if fcol is None and icol is None: raise CtglipError("no Findings_EN or Impressions_EN column", path)
     return pd.DataFrame(dict(scan_id=df.VolumeName.map(scan_id), findings=df[fcol].map(_text) if fcol else '',
@@ -113,9 +111,7 @@ def table_files(root, # a dataset folder
 def read_metadata(path) -> dict:
     "A metadata CSV -> `{scan_id: {key: value}}` with the `META_KEYS` columns a volume is read with (blank cells left out)."
     path = Path(path)
-    try: df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except Exception as e: raise CtglipError(f"not a readable CSV ({type(e).__name__})", path) from None
-    if 'VolumeName' not in df.columns: raise CtglipError(f"no VolumeName column (has {list(df.columns)[:6]})", path)
+    df = read_table(path, need=['VolumeName'], dtype=str, keep_default_na=False)
     keys = [k for k in META_KEYS if k in df.columns]
     return {scan_id(v): {k: r[k] for k in keys if r[k].strip()} for v, r in zip(df.VolumeName, df[keys].to_dict('records'))}
 
@@ -135,7 +131,7 @@ class Scan:
     @property
     def has_report(self) -> bool: return bool(self.findings or self.impression)
 
-# %% ../../nbs/10a_data.layout.ipynb #8edfa9c0
+# %% ../../nbs/10a_data.layout.ipynb #427a9baa
 def _is_volume(p:Path) -> bool:
     return p.name.endswith(NII) and not scan_id(p.name).endswith(('_seg', '_mask', '_organs'))
 
@@ -147,6 +143,7 @@ def non_chest(root) -> dict:
         out.setdefault(split_of(f.stem[len('no_chest_'):]), set()).update(ids)
     return out
 
+# %% ../../nbs/10a_data.layout.ipynb #3c1ffb56
 def _prefer_v2(found:list) -> tuple:
     "(one (split folder, path) per scan id, number of v1 files set aside): the v2 file where a volume has v1 and v2; duplicates refused."
     by, aside = {}, 0
@@ -159,6 +156,7 @@ def _prefer_v2(found:list) -> tuple:
         out.append(fs[0])
     return out, aside
 
+# %% ../../nbs/10a_data.layout.ipynb #b898f384
 def _ctrate_scans(root:Path, masks, keep_non_chest:bool=False) -> list:
     reps = [read_reports(p) for p in table_files(root, 'radiology_text_reports')]
     rep = pd.concat(reps).drop_duplicates('scan_id').set_index('scan_id') if reps else None
@@ -180,16 +178,16 @@ def _ctrate_scans(root:Path, masks, keep_non_chest:bool=False) -> list:
                         '' if r is None else r.findings, '' if r is None else r.impression, meta.get(sid)))
     return out
 
+# %% ../../nbs/10a_data.layout.ipynb #1cd2b6ff
 def _csv_scans(root:Path, masks) -> list:
-    df = pd.read_csv(root/'scans.csv', dtype=str, keep_default_na=False)
-    miss = {'scan_id', 'split', 'image'} - set(df.columns)
-    if miss: raise CtglipError(f"scans.csv lacks column(s) {sorted(miss)}", root/'scans.csv')
+    df = read_table(root/'scans.csv', need=['scan_id', 'split', 'image'], dtype=str, keep_default_na=False)
     out = []
     for r in df.to_dict('records'):
         img = root/r['image']; m = root/r['mask'] if r.get('mask') else find_mask(img, None, masks)
         out.append(Scan(r['scan_id'], r['split'], str(img), None if m is None else str(m), _text(r.get('findings')), _text(r.get('impression'))))
     return out
 
+# %% ../../nbs/10a_data.layout.ipynb #b4f925e9
 def is_dataset(path) -> bool:
     "Whether `path` is a dataset folder (CT-RATE layout or a `scans.csv`)."
     p = Path(path); return p.is_dir() and ((p/'dataset').is_dir() or (p/'scans.csv').is_file())
@@ -210,7 +208,7 @@ def find_scans(root, # a dataset folder
         raise CtglipError(f"scan id {sid!r} occurs twice: {a} and {b}", root)
     return sorted((s for s in scans if not splits or s.split in splits), key=lambda s: s.scan_id)
 
-# %% ../../nbs/10a_data.layout.ipynb #d9323bff
+# %% ../../nbs/10a_data.layout.ipynb #822f8870
 PAIR_KEYS = ('scan_id', 'organ', 'label_ids', 'text', 'is_normal')
 
 def _jsonl(path) -> list:
@@ -227,6 +225,7 @@ def _write_jsonl(rows, path) -> Path:
     with atomic_path(path) as t: Path(t).write_text(''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in rows), encoding='utf-8')
     return Path(path)
 
+# %% ../../nbs/10a_data.layout.ipynb #6780368c
 def write_pairs(pairs, path) -> Path:
     "Write pair records as JSON lines (atomically)."
     return _write_jsonl(pairs, path)

@@ -67,9 +67,30 @@ def truncation_keeps(truncated_units:tuple) -> frozenset:
         out |= set(g.loc[g.region == u, 'group'])
     return frozenset(out)
 
-# %% ../../nbs/13_data.pairing.ipynb #ee17d5f9
+# %% ../../nbs/13_data.pairing.ipynb #fac569d0
 def _keeps(unit, keep:frozenset) -> bool: return unit in keep or base_group(unit) in keep
 
+def _unit_pairs(scan_id, organs, abn:dict, said:dict, split, unmentioned, stats:Counter, keep) -> list:
+    "The records of the present units the truncation rule keeps: `abn` {unit: (sentences, findings)}, `said` {unit: normal text or None (the template)}; `keep` True keeps all."
+    present = {r.group: r for r in organs.itertuples()}
+    for g in sorted(set(abn) - set(present)):
+        stats['absent_mentioned'] += 1
+        get_logger('ctglip.pairing').debug(f"{scan_id}: report describes {g!r} ({abn[g][1]}) but the mask lacks it")
+    out = []
+    for g, r in present.items():
+        if r.truncated and not (keep is True or _keeps(g, keep)): stats['truncated'] += 1; continue
+        if g in abn: text, fs, normal = ' '.join(abn[g][0]), abn[g][1], False
+        elif g in said or unmentioned == 'normal':
+            text, fs, normal = said.get(g) or normal_text(g), [], True
+            stats['normal_mentioned' if g in said else 'normal_unmentioned'] += 1
+        else: stats['skipped_unmentioned'] += 1; continue
+        out.append(dict(scan_id=str(scan_id), organ=g, label_ids=[int(i) for i in r.label_ids], text=text,
+                        is_normal=normal, findings=list(fs), split=str(split)))
+        if r.truncated: out[-1]['truncated'] = True; stats['truncated_paired'] += 1
+    stats['pairs'] += len(out); stats['abnormal'] += sum(not p['is_normal'] for p in out); stats['scans'] += 1
+    return out
+
+# %% ../../nbs/13_data.pairing.ipynb #5b0acd7e
 def make_pairs(scan_id:str, # the scan's id (CT-RATE VolumeName)
                organs:pd.DataFrame, # `mask_organs` output (group, label_ids, truncated)
                report, # report text, or a parsed `Report`
@@ -97,26 +118,6 @@ def make_pairs(scan_id:str, # the scan's id (CT-RATE VolumeName)
                     if s.text not in t: t.append(s.text)
                     if n not in f: f.append(n)
     return _unit_pairs(scan_id, organs, abn, dict.fromkeys(ment), split, unmentioned, stats, keep_truncated or keep)
-
-def _unit_pairs(scan_id, organs, abn:dict, said:dict, split, unmentioned, stats:Counter, keep) -> list:
-    "The records of the present units the truncation rule keeps: `abn` {unit: (sentences, findings)}, `said` {unit: normal text or None (the template)}; `keep` True keeps all."
-    present = {r.group: r for r in organs.itertuples()}
-    for g in sorted(set(abn) - set(present)):
-        stats['absent_mentioned'] += 1
-        get_logger('ctglip.pairing').debug(f"{scan_id}: report describes {g!r} ({abn[g][1]}) but the mask lacks it")
-    out = []
-    for g, r in present.items():
-        if r.truncated and not (keep is True or _keeps(g, keep)): stats['truncated'] += 1; continue
-        if g in abn: text, fs, normal = ' '.join(abn[g][0]), abn[g][1], False
-        elif g in said or unmentioned == 'normal':
-            text, fs, normal = said.get(g) or normal_text(g), [], True
-            stats['normal_mentioned' if g in said else 'normal_unmentioned'] += 1
-        else: stats['skipped_unmentioned'] += 1; continue
-        out.append(dict(scan_id=str(scan_id), organ=g, label_ids=[int(i) for i in r.label_ids], text=text,
-                        is_normal=normal, findings=list(fs), split=str(split)))
-        if r.truncated: out[-1]['truncated'] = True; stats['truncated_paired'] += 1
-    stats['pairs'] += len(out); stats['abnormal'] += sum(not p['is_normal'] for p in out); stats['scans'] += 1
-    return out
 
 # %% ../../nbs/13_data.pairing.ipynb #e7a1c004
 def region_pairs(scan_id:str, # the scan's id
@@ -148,7 +149,7 @@ def pairing_stats(pairs:list) -> pd.DataFrame:
     t['abnormal_share'] = (t.abnormal / t.pairs).round(3)
     return t[['pairs', 'abnormal', 'normal', 'abnormal_share']].astype({'pairs': int, 'abnormal': int, 'normal': int})
 
-# %% ../../nbs/13_data.pairing.ipynb #37ce1424
+# %% ../../nbs/13_data.pairing.ipynb #ace0baaf
 def scan_pairs(scan:Scan, # a scan with its mask and report
                data_cfg, # a `DataConfig`: the pairing policy
                stats:Counter|None=None,
@@ -168,6 +169,7 @@ def pairing_policy(data_cfg) -> dict:
     "The config values pairing depends on (recorded with the pairs they made; JSON types, so a read-back record compares equal)."
     return {k: list(v) if isinstance(v := getattr(data_cfg, k), tuple) else v for k in POLICY_KEYS}
 
+# %% ../../nbs/13_data.pairing.ipynb #88af8d80
 def scan_record(scan:Scan, data_cfg,
                 units:dict|None=None) -> dict: # the scan's {unit: [sentences]} when pairing RadGenome regions ({}: it has none)
     "`{scan_id, pairs, stats}` of one scan: its pairs, or why it has none (no mask, no report or no region sentences, bad mask)."
@@ -287,6 +289,21 @@ def _shard_counts(pf) -> list:
     pf = Path(pf); rx = re.compile(re.escape(pf.stem) + r'\.shard-\d+-of-(\d+)\.jsonl')
     return sorted({int(m[1]) for p in pf.parent.glob(f'{pf.stem}.shard-*.jsonl') if (m := rx.fullmatch(p.name))})
 
+# %% ../../nbs/13_data.pairing.ipynb #97db27a9
+def _pairs_summary(st, n_pairs:int, rst, pf) -> str:
+    "The closing lines of `ctglip pairs`: RadGenome region counts (when pairing regions) and what was paired and skipped."
+    out = []
+    if rst is not None: out.append(f"radgenome: {rst['unit']} region sentences paired, {rst['scan']} scan-level, {rst['drop']} dropped, "
+                                   f"{rst['unmapped']} in unmapped regions; {st['no_regions']} scans without region sentences")
+    out.append(f"pairs: {st['scans']} scans -> {n_pairs} pairs ({st['abnormal']} abnormal, {st['truncated_paired']} truncated kept and flagged); "
+               f"skipped: {st['truncated']} truncated organs, {st['no_mask']} scans without mask, {st['bad_mask']} with an unreadable mask, "
+               f"{st['no_report']} without report, {st['absent_mentioned']} report organs absent from the mask -> {pf}")
+    return '\n'.join(out)
+
+def _radgenome_units(path, lung_units) -> tuple:
+    "({scan_id: {unit: [sentences]}}, region counts) of a RadGenome region-report CSV."
+    return radgenome_scan_units(load_radgenome_regions(path), lung_units)
+
 # %% ../../nbs/13_data.pairing.ipynb #f35ed20f
 def pairs_cli(argv:list|None=None) -> int:
     "`ctglip pairs DATASET --out WORK`: organ-level pairs and the scan table of a dataset folder."
@@ -323,13 +340,5 @@ def pairs_cli(argv:list|None=None) -> int:
     if a.stats:
         with atomic_path(a.stats) as t: tab.to_csv(t)
     print(tab.to_string()); log_no_report(st['no_report'])
-    if rst is not None: print(f"radgenome: {rst['unit']} region sentences paired, {rst['scan']} scan-level, {rst['drop']} dropped, "
-                              f"{rst['unmapped']} in unmapped regions; {st['no_regions']} scans without region sentences")
-    print(f"pairs: {st['scans']} scans -> {len(pairs)} pairs ({st['abnormal']} abnormal, {st['truncated_paired']} truncated kept and flagged); "
-          f"skipped: {st['truncated']} truncated organs, {st['no_mask']} scans without mask, {st['bad_mask']} with an unreadable mask, "
-          f"{st['no_report']} without report, {st['absent_mentioned']} report organs absent from the mask -> {pf}")
+    print(_pairs_summary(st, len(pairs), rst, pf))
     return 0
-
-def _radgenome_units(path, lung_units) -> tuple:
-    "({scan_id: {unit: [sentences]}}, region counts) of a RadGenome region-report CSV."
-    return radgenome_scan_units(load_radgenome_regions(path), lung_units)

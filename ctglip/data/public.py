@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..core import CtglipError
+from ..core import CtglipError, read_table
 from ..anatomy import pair_organs, base_group, LUNG_UNITS, radgenome_regions
 from .report import clean_text, split_sections, side_filter, sentence_units
 from .volume import ctrate_affine
@@ -23,31 +23,13 @@ __all__ = ['read_labels', 'load_ctrate_labels', 'study_labels', 'radgenome_units
            'radgenome_unit_sentences', 'radgenome_scan_units', 'radgenome_organ_text', 'organ_sections',
            'load_sectioned_reports', 'load_organ_split']
 
-# %% ../../nbs/15_data.public.ipynb #d2c5e817
-def _read_csv(path, need):
-    path = Path(path)
-    if not path.is_file(): raise CtglipError("file not found", path)
-    try: df = pd.read_csv(path)
-    except Exception as e: raise CtglipError(f"not a readable CSV ({type(e).__name__})", path) from None
-    miss = [c for c in need if c not in df.columns]
-    if miss: raise CtglipError(f"missing column(s) {miss} (has {list(df.columns)[:6]}...)", path)
-    return df
-
 # %% ../../nbs/15_data.public.ipynb #b247c084
-def _labels_csv(path) -> pd.DataFrame:
-    path = Path(path)
-    if not path.is_file(): raise CtglipError("labels file not found", path)
-    try: return pd.read_csv(path)
-    except Exception as e: raise CtglipError(f"not a readable CSV ({type(e).__name__})", path) from None
-
 def read_labels(files, # labels CSVs: `VolumeName` + one 0/1 column per label
                 names) -> pd.DataFrame: # the label columns to read
     "(scans x labels) int8 0/1 frame indexed by scan id (the volume name without `.nii.gz`)."
     out = []
     for f in files:
-        df = _labels_csv(f)
-        miss = [c for c in ['VolumeName', *names] if c not in df.columns]
-        if miss: raise CtglipError(f"missing column(s) {miss[:4]}{'...' if len(miss) > 4 else ''}", f)
+        df = read_table(f, need=['VolumeName', *names], what='labels file')
         v = df[list(names)]
         bad = ~v.isin([0, 1])
         if bad.values.any():
@@ -93,7 +75,7 @@ def radgenome_group(anatomy:str, lung_units:str='lung') -> str:
 # %% ../../nbs/15_data.public.ipynb #f5a2b004
 def load_radgenome_regions(path) -> pd.DataFrame:
     "RadGenome region report CSV -> `Volumename, study, Anatomy, group, Sentence` (rows without a region dropped)."
-    df = _read_csv(path, ['Volumename', 'Anatomy'])
+    df = read_table(path, need=['Volumename', 'Anatomy'])
     text = 'Sentence' if 'Sentence' in df.columns else next((c for c in df.columns if c not in ('Volumename', 'Anatomy')), None)
     if text is None: raise CtglipError("no sentence column", path)
     df = df[df.Anatomy.fillna('').astype(str).str.strip() != '']
@@ -138,7 +120,7 @@ def organ_sections(text:str) -> dict:
 
 def load_sectioned_reports(path, text_col:str='findings', id_col:str='study_id') -> pd.DataFrame:
     "A CSV of organ-sectioned reports -> one row per (id, section key, group, text)."
-    df = _read_csv(path, [text_col, id_col]); rows = []
+    df = read_table(path, need=[text_col, id_col]); rows = []
     groups = set(pair_organs())
     for i, t in zip(df[id_col], df[text_col].fillna('')):
         for k, body in organ_sections(t).items():

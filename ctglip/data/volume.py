@@ -76,7 +76,7 @@ def _read_data(img, path, dtype=np.float32):
     try: return np.asarray(img.get_fdata(dtype=np.float32) if dtype == np.float32 else img.dataobj)
     except _DATA_ERRORS as e: raise _corrupt(e, path) from None
 
-# %% ../../nbs/10_data.volume.ipynb #92b27295
+# %% ../../nbs/10_data.volume.ipynb #e356947e
 def _vec(s):
     if isinstance(s, (list, tuple, np.ndarray)): return np.asarray(s, float)
     if s is None or s == '' or (isinstance(s, float) and s != s): return None
@@ -87,6 +87,7 @@ def _num(v, default:float) -> float:
     "A metadata number, `default` when blank or missing."
     return default if v is None or v == '' or (isinstance(v, float) and v != v) else float(v)
 
+# %% ../../nbs/10_data.volume.ipynb #02a3a83e
 def ctrate_affine(row) -> np.ndarray:
     "RAS voxel-to-world affine (4x4) of a v1 volume's stored array from its metadata row (dict or Series)."
     get = row.get if hasattr(row, 'get') else row.__getitem__
@@ -105,6 +106,7 @@ def ctrate_hu_rule(blank_header:bool, p01:float) -> tuple:
     if p01 <= -500: return False, f'v1 header but 1st percentile {p01:.0f} looks like HU already'
     return True, f'v1 header and 1st percentile {p01:.0f}: stored values, apply slope/intercept'
 
+# %% ../../nbs/10_data.volume.ipynb #a1544c30
 def _meta_spacing(meta):
     "(dx, dy, dz) of a metadata row, None when it gives none."
     if meta is None: return None
@@ -123,6 +125,7 @@ def _geometry_source(img, meta, path) -> str:
     raise CtglipError(f"the header's spacing {f(hs)} mm disagrees with the metadata row's {f(ms)} mm and is no identity header: "
                       "cannot tell which geometry is right", path)
 
+# %% ../../nbs/10_data.volume.ipynb #51e36b79
 def geometry_source(path, # a volume: NIfTI file (a DICOM folder has its own geometry)
                     meta=None) -> str: # its metadata row
     "'header' or 'metadata': where a volume's geometry (and so the HU rule) comes from; a header its metadata row contradicts is refused."
@@ -174,7 +177,7 @@ def save_volume(vol:Volume, path, dtype=None):
     else: nib.save(img, str(path))
     return path
 
-# %% ../../nbs/10_data.volume.ipynb #f24ac113
+# %% ../../nbs/10_data.volume.ipynb #9aa3e551
 _DICOM_EXTRA = "install the DICOM codecs with `pip install -e '.[dicom]'` (pylibjpeg, pylibjpeg-openjpeg)"
 _LPS = np.diag([-1., -1., 1., 1.])
 
@@ -188,6 +191,7 @@ def _dicom_files(folder:Path):
         if 'ImagePositionPatient' in ds and 'ImageOrientationPatient' in ds: out.append((p, ds))
     return out
 
+# %% ../../nbs/10_data.volume.ipynb #e92ff180
 def load_dicom(folder): # a folder holding one DICOM series (files may sit in subfolders)
     "Load a DICOM CT series as float32 HU in RAS."
     import pydicom
@@ -318,7 +322,7 @@ def read_region_masks(folder, # a scan's region masks: `<region>.nii.gz` files, 
     fs = _region_files(nii, affine)
     return _paint(fs, _read_nifti(nii[0], affine).shape), _read_nifti(nii[0], affine).affine
 
-# %% ../../nbs/10_data.volume.ipynb #df86d1a9
+# %% ../../nbs/10_data.volume.ipynb #f769df4a
 def _mask_from_folder(folder:Path, version:str, affine=None):
     ids = name2id(version)
     files = sorted(p for p in folder.iterdir() if _is_nifti(p))
@@ -340,6 +344,7 @@ def _region_folder(folder:Path, version:str) -> bool:
 
 SWAPPED_HINT = ': a CT image, not a label map? (the image comes first, then the mask)'
 
+# %% ../../nbs/10_data.volume.ipynb #a57b79a1
 def load_mask(path, # label-map NIfTI, a folder of per-class `<class>.nii.gz` files, or of RadGenome region masks
               like:Volume|None=None, # the image the mask must lie on
               version:str='v2', # TotalSegmentator id set of the file: 'v2' (117 classes) or 'v1' (104)
@@ -380,7 +385,7 @@ def check_aligned(img:Volume, mask:Volume, tol_mm:float=1e-2):
     d = np.abs(img.affine - mask.affine).max()
     if d > tol_mm: raise CtglipError(f"mask affine differs from the image affine by {d:.3g} mm (pass resample=True / --resample-mask to resample through the affines)", mask.path)
 
-# %% ../../nbs/10_data.volume.ipynb #cf10fe8c
+# %% ../../nbs/10_data.volume.ipynb #4ac11a09
 def _mask_affine(mask, image, meta):
     "The stored geometry of `image` for a mask whose header is blank (or an identity one, when its volume's is overruled too), else None."
     mp = Path(mask)
@@ -399,6 +404,7 @@ def _mask_affine(mask, image, meta):
                           f"{tuple(im.shape[:3])}: it cannot take the volume's geometry", mask)
     return source_affine(image, meta)
 
+# %% ../../nbs/10_data.volume.ipynb #5b74d80a
 def image_grid(image, # a volume's NIfTI file
                meta=None) -> Volume: # its metadata row (a v1 header's geometry)
     "The RAS grid `load_volume` gives `image`, from its header alone: a `Volume` of that shape and affine holding no data."
@@ -407,6 +413,7 @@ def image_grid(image, # a volume's NIfTI file
     for i, (j, _) in enumerate(ornt): out[int(j)] = int(shape[i])
     return Volume(np.broadcast_to(np.int16(0), tuple(out)), aff @ nib.orientations.inv_ornt_aff(ornt, shape), str(path))
 
+# %% ../../nbs/10_data.volume.ipynb #da3d0088
 def read_mask(mask, # label map, per-class folder
               image=None, # its volume's file (needed when the mask header is blank)
               meta=None, # the volume's metadata row (its geometry when the volume's header is blank too)

@@ -33,7 +33,7 @@ def _asset(name): return files('ctglip')/'assets'/name
 
 _abn = lru_cache(None)(load_abnormalities) # the library, loaded once per process; callers do not modify it
 
-# %% ../../nbs/16_synth.core.ipynb #56a3105f
+# %% ../../nbs/16_synth.core.ipynb #1a1167f8
 _CLINICAL = ((1.0, .15), (1.25, .05), (1.5, .1), (2.0, .15), (2.5, .1), (3.0, .2), (5.0, .25)) # slice thickness (mm), share
 
 SIZES = { # matrix: in-plane voxels; thickness: (mm, weight) choices; min_step: least slice increment (mm);
@@ -45,6 +45,7 @@ SIZES = { # matrix: in-plane voxels; thickness: (mm, weight) choices; min_step: 
 }
 FOV_KINDS = ('whole', 'cut', 'upper', 'pelvis') # cranio-caudal fields of view
 
+# %% ../../nbs/16_synth.core.ipynb #8ff6b37b
 @dataclass(frozen=True)
 class SynthConfig:
     "How SynthCT varies anatomy, acquisition, findings and reports (all *ours*)."
@@ -70,6 +71,7 @@ class SynthConfig:
     splits:tuple=(0.8, 0.1, 0.1) # train, valid, test shares (by synthetic patient)
     eval_prevalence:float=1.0 # multiplies the prevalence again in the valid and test splits: more positives to score (AUC does not depend on prevalence)
 
+# %% ../../nbs/16_synth.core.ipynb #46176852
 def check_config(cfg:SynthConfig) -> SynthConfig:
     "Raise a `CtglipError` naming the bad setting of `cfg`; return it unchanged when it is usable."
     if cfg.size not in SIZES: raise CtglipError(f"unknown size {cfg.size!r} (choose from {', '.join(SIZES)})")
@@ -151,7 +153,7 @@ def fat_map(q:np.ndarray, # (3, ...) base voxel coordinates of output voxels
     out[0][m] = qx - s*nx/sp[0]; out[1][m] = qy - s*ny/sp[1]
     return out
 
-# %% ../../nbs/16_synth.core.ipynb #14571586
+# %% ../../nbs/16_synth.core.ipynb #fc2c6cea
 @dataclass
 class Base:
     "A real CT and its organ label map, prepared for sampling."
@@ -167,6 +169,7 @@ class Base:
     regions:dict # field-of-view kind ('upper', 'pelvis') -> (lo, hi) world z where its slabs lie, if the base has its landmarks
     smooth:dict=field(default_factory=dict) # pre-blurred images keyed by blur sigma
 
+# %% ../../nbs/16_synth.core.ipynb #c4e98212
 def _z_span(lab, aff, ids):
     "World z range (lo, hi) of the voxels with label `ids`, or None."
     zs = np.where(np.isin(lab, ids).any((0, 1)))[0]
@@ -181,6 +184,7 @@ def _regions(lab, aff, z_range) -> dict:
     if hips and hips[1] > z_range[0] + 40: out['pelvis'] = (z_range[0], hips[1])
     return out
 
+# %% ../../nbs/16_synth.core.ipynb #befd9e75
 def load_base(image=None, # a CT (NIfTI or DICOM folder); None = the embedded case
               mask=None, # its TotalSegmentator label map (v2 ids unless `version` says v1)
               version:str='v2') -> Base:
@@ -380,7 +384,7 @@ def _fill(img, m, hu, sd, rng):
     lo, hi = _bbox(m); bb = tuple(slice(a, b + 1) for a, b in zip(lo, hi)); mm = m[bb]
     img[bb][mm] = (hu + _texture(mm.shape, sd, rng) * np.ones(mm.shape, np.float32))[mm]
 
-# %% ../../nbs/16_synth.core.ipynb #ca2a5489
+# %% ../../nbs/16_synth.core.ipynb #101fe2dd
 @dataclass
 class Canvas:
     "The arrays of a case while its findings are drawn."
@@ -393,6 +397,7 @@ class Canvas:
     @property
     def voxel_ml(self): return float(np.prod(self.spacing)) / 1000
 
+# %% ../../nbs/16_synth.core.ipynb #b08a1eed
 _GROWABLE = (0, 18, 19, 20) # unlabelled tissue and bowel may be displaced by a growing lesion
 
 def paint_blob(cv:Canvas, region:np.ndarray, # (X, Y, Z) bool, allowed centres
@@ -616,27 +621,18 @@ def _choose(abn, cfg, rng, present_organs) -> list:
         out += [(i, o) for o in orgs]
     return out
 
-# %% ../../nbs/16_synth.core.ipynb #319d47f3
-_DRAW = {'blob': draw_blobs, 'wall': draw_wall, 'hydro': draw_hydro, 'aneurysm': draw_aneurysm, 'plaques': draw_plaques}
+# %% ../../nbs/16_synth.core.ipynb #0441f035
+def _forced_findings(abn, findings:list, present:set, rng) -> list:
+    "(abnormality index, organ) of each named finding, on one of its organs the field of view shows (drawn)."
+    name2i = {n:i for i,n in enumerate(abn.name)}; chosen = []
+    for n in findings:
+        if n not in name2i: raise CtglipError(f"unknown SynthCT abnormality {n!r}")
+        orgs = [o for o in abn.organs[name2i[n]] if o in present]
+        if orgs: chosen.append((name2i[n], orgs[int(rng.integers(len(orgs)))]))
+    return chosen
 
-def make_case(index:int=0, seed:int=0, cfg:SynthConfig|None=None, base:Base|None=None,
-              findings:list|None=None, # force these abnormality names (None = draw by prevalence)
-              style:str|None=None) -> Case:
-    "Generate one SynthCT case in memory, deterministic in (seed, index)."
-    cfg = check_config(cfg or SynthConfig()); base = base or _default_base(); abn = _abn(); rng = _rng(seed, index)
-    geo = sample_geometry(base, cfg, rng)
-    phase = _choice(rng, cfg.phases)
-    noise = float(rng.uniform(*SIZES[cfg.size]['noise'])) * math.sqrt(3. / geo['slice_mm']) # thinner slices are noisier
-    # organs the field of view will show, from a quick sample of the plain anatomy labels
-    img, lab = render_anatomy(base, geo)
-    present = {g for g, (_, _, frac) in _visibility(lab, base, geo).items() if frac > 0.3}
-    if findings is None: chosen = _choose(abn, cfg, rng, present)
-    else:
-        name2i = {n:i for i,n in enumerate(abn.name)}; chosen = []
-        for n in findings:
-            if n not in name2i: raise CtglipError(f"unknown SynthCT abnormality {n!r}")
-            orgs = [o for o in abn.organs[name2i[n]] if o in present]
-            if orgs: chosen.append((name2i[n], orgs[int(rng.integers(len(orgs)))]))
+def _enlargements(abn, chosen:list, base:Base, rng) -> tuple:
+    "(enlarge, pre): (centre, half extent, scale) of each enlarged organ for `render_anatomy`, and {(i, organ): scale}."
     enlarge, pre = [], {}
     for i, g in chosen:
         row = abn.iloc[i]
@@ -646,9 +642,11 @@ def make_case(index:int=0, seed:int=0, cfg:SynthConfig|None=None, base:Base|None
         c[2] = (base.image.affine @ np.r_[0, 0, lo[2] + 0.7*(hi[2] - lo[2]), 1])[2]        # anchored at 70 % of its height
         s = float(rng.uniform(row.size_min, row.size_max))
         enlarge.append((c[:3], (hi - lo + 1)/2 * np.array(base.image.spacing), s)); pre[(i, g)] = s
-    if enlarge: img, lab = render_anatomy(base, geo, enlarge)
-    sp = np.diag(geo['affine'])[:3].copy()
-    cv = Canvas(img, lab, np.zeros(img.shape, np.uint8), sp, phase, rng)
+    return enlarge, pre
+
+# %% ../../nbs/16_synth.core.ipynb #cae32e0e
+def _attenuations(abn, chosen:list, img, lab, phase:str, rng) -> list:
+    "Set the native HU of the organs with an attenuation finding (before enhancement); their records."
     recs = []
     for i, g in chosen: # steatosis before enhancement: it changes the native liver
         row = abn.iloc[i]
@@ -656,7 +654,10 @@ def make_case(index:int=0, seed:int=0, cfg:SynthConfig|None=None, base:Base|None
             om = _organ_mask(lab, g); cur = float(np.median(img[om])); tgt = rng.uniform(row.hu_min, row.hu_max)
             img[om] += tgt - cur
             recs.append(((i, g), dict(hu=round(tgt + _lesion_enh(row, phase), 1), location='diffuse', label_id=5)))
-    img += enhancement(lab, phase, sp, rng)
+    return recs
+
+def _draw_lesions(abn, chosen:list, cv:Canvas, cfg:SynthConfig, pre:dict, recs:list, rng) -> list:
+    "Draw every other finding onto the enhanced canvas, after `recs` (lesion ids follow on); the records."
     for i, g in chosen:
         row = abn.iloc[i]; lid = len([r for r in recs if r[1].get('lesion_id')]) + 1
         if row.kind in ('attenuation',): continue
@@ -670,6 +671,30 @@ def make_case(index:int=0, seed:int=0, cfg:SynthConfig|None=None, base:Base|None
             continue
         f = _DRAW[row.kind](row, cv, g, lid, cfg)
         if f: recs.append(((i, g), {**f, 'lesion_id': lid}))
+    return recs
+
+# %% ../../nbs/16_synth.core.ipynb #5f002548
+_DRAW = {'blob': draw_blobs, 'wall': draw_wall, 'hydro': draw_hydro, 'aneurysm': draw_aneurysm, 'plaques': draw_plaques}
+
+def make_case(index:int=0, seed:int=0, cfg:SynthConfig|None=None, base:Base|None=None,
+              findings:list|None=None, # force these abnormality names (None = draw by prevalence)
+              style:str|None=None) -> Case:
+    "Generate one SynthCT case in memory, deterministic in (seed, index)."
+    cfg = check_config(cfg or SynthConfig()); base = base or _default_base(); abn = _abn(); rng = _rng(seed, index)
+    geo = sample_geometry(base, cfg, rng)
+    phase = _choice(rng, cfg.phases)
+    noise = float(rng.uniform(*SIZES[cfg.size]['noise'])) * math.sqrt(3. / geo['slice_mm']) # thinner slices are noisier
+    # organs the field of view will show, from a quick sample of the plain anatomy labels
+    img, lab = render_anatomy(base, geo)
+    present = {g for g, (_, _, frac) in _visibility(lab, base, geo).items() if frac > 0.3}
+    chosen = _choose(abn, cfg, rng, present) if findings is None else _forced_findings(abn, findings, present, rng)
+    enlarge, pre = _enlargements(abn, chosen, base, rng)
+    if enlarge: img, lab = render_anatomy(base, geo, enlarge)
+    sp = np.diag(geo['affine'])[:3].copy()
+    cv = Canvas(img, lab, np.zeros(img.shape, np.uint8), sp, phase, rng)
+    recs = _attenuations(abn, chosen, img, lab, phase, rng)
+    img += enhancement(lab, phase, sp, rng)
+    recs = _draw_lesions(abn, chosen, cv, cfg, pre, recs, rng)
     return _finish(index, seed, cfg, base, geo, phase, noise, cv, recs, abn, style, rng)
 
 # %% ../../nbs/16_synth.core.ipynb #7caabd9c
@@ -836,34 +861,18 @@ class _CsvSet:
             if ok: os.replace(p, self.folder/self.pattern.format(split))
             else: p.unlink()
 
-# %% ../../nbs/16_synth.core.ipynb #065f85ee
-def generate(out_dir, # output folder (created; refused if it holds a dataset, unless overwrite)
-             n:int=200, seed:int=0, size:str='demo', style:str='free',
-             workers:int|None=None, # processes (None = all cores, 0 or 1 = in this process)
-             base_image=None, base_mask=None, base_version:str='v2', # another real CT + TotalSegmentator mask
-             cfg:SynthConfig|None=None, overwrite:bool=False, progress:bool=False) -> Path:
-    "Generate `n` SynthCT cases in the CT-RATE layout; returns `out_dir`."
-    if n < 1: raise CtglipError(f"need at least one case, got n={n}")
-    cfg = check_config(replace(cfg or SynthConfig(), size=size, style=style)); out = Path(out_dir)
+# %% ../../nbs/16_synth.core.ipynb #dbcc2c24
+def _clear_out(out:Path, overwrite:bool):
+    "Refuse a folder that holds a dataset (with `overwrite`: remove what a dataset wrote there), then create it."
     if (out/'manifest.json').exists() or any((out/d).exists() for d in _SUBDIRS):
         if not overwrite: raise CtglipError("already holds a dataset (pass overwrite=True / --overwrite)", out)
         for d in _SUBDIRS: shutil.rmtree(out/d, ignore_errors=True)
         for f in ('manifest.json', 'README.md', 'synthct_abnormalities.csv'): (out/f).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
-    key = (str(base_image), str(base_mask), base_version) if base_image else (None, None, 'v2'); t0 = time.perf_counter()
-    _W.update(base_key=key, base=_base(key)) # measured once, before the workers fork (and a bad base fails early)
-    jobs = [(i, s, p) for i, (s, p) in enumerate(assign_splits(n, seed, cfg.splits))]
-    workers = os.cpu_count() if workers is None else workers
-    cols = abnormality_columns()
-    reports = _CsvSet(out/'radiology_text_reports', '{}_reports.csv', ['VolumeName', 'Technique_EN', 'Findings_EN', 'Impressions_EN'])
-    labels = _CsvSet(out/'multi_abnormality_labels', '{}_predicted_labels.csv', ['VolumeName'] + cols)
-    meta = _CsvSet(out/'metadata', '{}_metadata.csv', META_COLUMNS)
-    init = (str(out), seed, cfg, key); counts = {}; cpu = 0.
-    if workers <= 1:
-        _worker_init(*init); results = map(_worker_job, jobs); pool = None
-    else:
-        ctx = mp.get_context('fork' if os.name == 'posix' else 'spawn')
-        pool = ctx.Pool(min(workers, n), _worker_init, init); results = pool.imap(_worker_job, jobs, chunksize=max(1, min(8, n // (4*workers))))
+
+def _collect(results, n:int, progress:bool, pool, csvs:tuple) -> tuple:
+    "Write the rows of each case as the workers return them: (cases per split, CPU seconds); a failure stops the pool and leaves the CSVs unwritten."
+    reports, labels, meta = csvs; counts = {}; cpu = 0.
     bar = tqdm(total=n, desc='synth', unit='case', disable=not show_progress(progress))
     try:
         for k, row in enumerate(results, 1):
@@ -878,6 +887,11 @@ def generate(out_dir, # output folder (created; refused if it holds a dataset, u
     bar.close()
     if pool: pool.close(); pool.join()
     for c in (reports, labels, meta): c.close()
+    return counts, cpu
+
+# %% ../../nbs/16_synth.core.ipynb #ebc42329
+def _dataset_files(out:Path, n:int, seed:int, size:str, style:str, counts:dict, base_image, base_mask, cfg:SynthConfig, cols:list):
+    "The files beside the cases: the abnormality table, the README and `manifest.json` (how the dataset was made, its layout)."
     shutil.copyfile(_asset('synthct_abnormalities.csv'), out/'synthct_abnormalities.csv')
     (out/'README.md').write_text(_README.format(n=n, seed=seed, size=size, style=style))
     man = dict(generator='ctglip.synth.core', format=1, n=n, seed=seed, size=size, style=style, splits=counts,
@@ -889,6 +903,33 @@ def generate(out_dir, # output folder (created; refused if it holds a dataset, u
                            metadata='metadata/<split>_metadata.csv', abnormalities='synthct_abnormalities.csv',
                            organ_ids='TotalSegmentator v2', lesion_ids='k = findings[k-1] of the case record'))
     with atomic_path(out/'manifest.json') as t: t.write_text(json.dumps(man, indent=1, sort_keys=True, default=list))
+
+# %% ../../nbs/16_synth.core.ipynb #c876b3c8
+def generate(out_dir, # output folder (created; refused if it holds a dataset, unless overwrite)
+             n:int=200, seed:int=0, size:str='demo', style:str='free',
+             workers:int|None=None, # processes (None = all cores, 0 or 1 = in this process)
+             base_image=None, base_mask=None, base_version:str='v2', # another real CT + TotalSegmentator mask
+             cfg:SynthConfig|None=None, overwrite:bool=False, progress:bool=False) -> Path:
+    "Generate `n` SynthCT cases in the CT-RATE layout; returns `out_dir`."
+    if n < 1: raise CtglipError(f"need at least one case, got n={n}")
+    cfg = check_config(replace(cfg or SynthConfig(), size=size, style=style)); out = Path(out_dir)
+    _clear_out(out, overwrite)
+    key = (str(base_image), str(base_mask), base_version) if base_image else (None, None, 'v2'); t0 = time.perf_counter()
+    _W.update(base_key=key, base=_base(key)) # measured once, before the workers fork (and a bad base fails early)
+    jobs = [(i, s, p) for i, (s, p) in enumerate(assign_splits(n, seed, cfg.splits))]
+    workers = os.cpu_count() if workers is None else workers
+    cols = abnormality_columns()
+    reports = _CsvSet(out/'radiology_text_reports', '{}_reports.csv', ['VolumeName', 'Technique_EN', 'Findings_EN', 'Impressions_EN'])
+    labels = _CsvSet(out/'multi_abnormality_labels', '{}_predicted_labels.csv', ['VolumeName'] + cols)
+    meta = _CsvSet(out/'metadata', '{}_metadata.csv', META_COLUMNS)
+    init = (str(out), seed, cfg, key)
+    if workers <= 1:
+        _worker_init(*init); results = map(_worker_job, jobs); pool = None
+    else:
+        ctx = mp.get_context('fork' if os.name == 'posix' else 'spawn')
+        pool = ctx.Pool(min(workers, n), _worker_init, init); results = pool.imap(_worker_job, jobs, chunksize=max(1, min(8, n // (4*workers))))
+    counts, cpu = _collect(results, n, progress, pool, (reports, labels, meta))
+    _dataset_files(out, n, seed, size, style, counts, base_image, base_mask, cfg, cols)
     dt = time.perf_counter() - t0
     last_run.update(n=n, size=size, seed=seed, workers=max(1, min(workers, n)), wall_s=dt, cases_per_s=n/dt, cpu_s_per_case=cpu/n)
     return out

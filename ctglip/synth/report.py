@@ -49,7 +49,7 @@ def fmt_size(mm:float, rng) -> str:
     if mm >= 10 and rng.random() < 0.3: return f"{mm/10:.1f} cm"
     return f"{max(1, round(mm))} mm"
 
-# %% ../../nbs/16a_synth.report.ipynb #8b6096a1
+# %% ../../nbs/16a_synth.report.ipynb #5831cb3c
 SECTIONS = [ # key, organ groups, header of the sectioned style
     ('lung', ['lung'], 'LOWER THORAX'),
     ('liver', ['liver'], 'LIVER'),
@@ -65,6 +65,7 @@ SECTIONS = [ # key, organ groups, header of the sectioned style
     ('bones', ['spine'], 'MUSCULOSKELETAL'),
 ]
 
+# %% ../../nbs/16a_synth.report.ipynb #b4b3ac71
 NORMAL = {
     'lung': [("The visualised lung bases are clear.", []), ("No pleural effusion.", ['pleural effusion']),
              ("No pulmonary nodule or pleural effusion at the lung bases.", ['lung nodule', 'pleural effusion']),
@@ -99,6 +100,8 @@ NORMAL = {
     'bones': [("No osteolytic lesion.", ['lytic vertebral lesion']), ("The visualised bones show no sclerotic bone lesion.", ['sclerotic vertebral lesion']),
               ("The lumbar vertebral bodies are of normal height and alignment.", []), ("The bones are unremarkable.", [])],
 }
+
+# %% ../../nbs/16a_synth.report.ipynb #53939f52
 SECTION_NORMAL = ["Normal.", "Unremarkable.", "No abnormality.", "Within normal limits."]
 NOT_IMAGED = ["Not included in the field of view.", "Not imaged.", "Outside the scanned range."]
 PARTIAL = {'lung': "Only the lung bases are included.", 'urinary_bladder': "The urinary bladder is only partially included.",
@@ -106,8 +109,9 @@ PARTIAL = {'lung': "Only the lung bases are included.", 'urinary_bladder': "The 
            'kidney_right': "The right kidney is partially imaged."}
 PARTIAL_BELOW = {'liver': "The liver is only partially included."} # organs cut at the bottom of the field of view only
 
-# %% ../../nbs/16a_synth.report.ipynb #7121f266
-T = {
+# %% ../../nbs/16a_synth.report.ipynb #d5ddff8b
+T = {} # sentence templates by abnormality name, filled by organ below
+T.update({
  'liver cyst': dict(
    S=["A {size} hepatic cyst is seen in segment {loc}.", "There is a {size} simple liver cyst in segment {loc} of the liver.",
       "Segment {loc} of the liver contains a {size} well-circumscribed hepatic cyst.", "A fluid-attenuation liver cyst measuring {size} is noted in hepatic segment {loc}."],
@@ -133,6 +137,10 @@ T = {
       "Small calcific focus in the liver (segment {loc}), {size}.", "A {size} liver calcification is present in segment {loc}, likely a sequela of prior granulomatous disease."],
    M=["{N} punctate hepatic calcifications, the largest {size} in segment {loc}."],
    NP=["{size} hepatic calcification in segment {loc}", "liver calcification in segment {loc}"], I=["hepatic calcification, likely a healed granuloma", "liver calcification"]),
+})
+
+# %% ../../nbs/16a_synth.report.ipynb #cf369098
+T.update({
  'renal cyst': dict(
    S=["A {size} simple renal cyst arises from the {loc} of the {side} kidney.", "There is a {size} cortical cyst in the {side} kidney ({loc}), consistent with a renal cortical cyst.",
       "{Side} kidney: {size} kidney cyst at the {loc}.", "A well-defined {size} renal cyst is seen in the {loc} of the {side} kidney."],
@@ -149,6 +157,10 @@ T = {
       "The {side} kidney shows a dilated renal collecting system, the pelvis measuring {size}, consistent with {sev} hydronephrosis.",
       "{Sev} pelvicalyceal dilatation of the {side} kidney."],
    NP=["{sev} hydronephrosis of the {side} kidney", "mild pelvicalyceal dilatation of the {side} kidney"], I=["{sev} {side} hydronephrosis", "{side} hydronephrosis; correlate for a distal obstruction"]),
+})
+
+# %% ../../nbs/16a_synth.report.ipynb #d1acb35f
+T.update({
  'splenomegaly': dict(
    S=["The spleen is enlarged, consistent with splenomegaly.", "Splenomegaly.", "{Sev} splenomegaly with homogeneous splenic attenuation.", "There is splenic enlargement."],
    NP=["mild splenomegaly", "splenic enlargement"], I=["splenomegaly", "enlarged spleen"]),
@@ -171,6 +183,10 @@ T = {
       "A cystic lesion of the pancreas measuring {size} is present in the pancreatic {loc}.", "The pancreatic {loc} contains a {size} cystic pancreatic lesion."],
    NP=["{size} pancreatic cyst in the pancreatic {loc}", "small cystic pancreatic lesion in the {loc} of the pancreas"],
    I=["pancreatic cystic lesion in the {loc}; follow-up recommended", "pancreatic cyst"]),
+})
+
+# %% ../../nbs/16a_synth.report.ipynb #509e886f
+T.update({
  'lung nodule': dict(
    S=["A {size} solid pulmonary nodule is seen in the {loc}.", "There is a {size} lung nodule in the {loc}.",
       "A {size} nodule in the lung is noted in the {loc}.", "{Loc}: {size} pulmonary nodule."],
@@ -197,6 +213,10 @@ T = {
    S=["There is aortic wall calcification.", "Calcified atherosclerotic plaques are seen along the abdominal aorta (atherosclerotic calcification of the aorta).",
       "Scattered aortic wall calcification of the abdominal aorta.", "Mild calcified aortic plaque burden in the abdominal aorta."],
    NP=["aortic wall calcification", "calcified aortic plaque"], I=["atherosclerotic calcification of the aorta", "aortic wall calcification"]),
+})
+
+# %% ../../nbs/16a_synth.report.ipynb #5bcaca68
+T.update({
  'sclerotic vertebral lesion': dict(
    S=["A {size} sclerotic bone lesion is seen in the {loc} vertebral body.", "There is a {size} sclerotic focus in the vertebral body of {loc}, consistent with a bone island.",
       "A well-defined {size} sclerotic lesion in the {loc} vertebra, consistent with a bone island.", "{Loc} vertebral body: {size} osteoblastic lesion."],
@@ -209,7 +229,8 @@ T = {
    S=["A {size} {side} adrenal nodule is seen.", "There is a {size} nodule of the {side} adrenal gland with low attenuation ({hu} HU), likely an adrenal adenoma.",
       "{Side} adrenal: {size} adrenal nodule.", "A {size} {side} adrenal mass is present."],
    NP=["{size} {side} adrenal nodule", "small {side} adrenal nodule"], I=["{side} adrenal nodule, likely an adenoma", "{side} adrenal nodule"]),
-}
+})
+
 HEDGE = ["Possible {np}.", "Probable {np}.", "A {np} is suspected.", "Findings may represent a {np}.", "Questionable {np}."]
 HEDGE_I = ["possible {x}", "probable {x}", "suspected {x}"]
 
