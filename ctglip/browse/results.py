@@ -16,6 +16,8 @@ from ..anatomy import readable, group_label_ids
 from ..eval.metrics import roc_curve, roc_auc, youden_threshold
 from ..data.volume import load_volume, load_mask
 from ..data.public import read_labels
+from ..data.layout import find_scans, scan_id as layout_scan_id
+from ..synth.truth import lesion_map
 from ..viz import case_figure
 
 # %% auto #0
@@ -147,20 +149,16 @@ def confusion_figure(confusion:pd.DataFrame, height:int=520) -> go.Figure:
 
 # %% ../../nbs/61_browse.results.ipynb #8fd28233
 def case_files(data_dir, scan_id:str) -> dict:
-    "Paths of a case's CT, organ mask, lesion mask (None when absent) and its report row."
-    d = Path(data_dir); stem = re.sub(r'\.nii(\.gz)?$', '', scan_id); name = stem + '.nii.gz'
-    hits = list((d/'dataset').glob(f'*/*/*/{name}'))
-    if not hits: raise CtglipError(f"scan {scan_id} not found under dataset/", d)
-    les = d/'lesions'/name
-    rep = {}
-    for f in sorted((d/'radiology_text_reports').glob('*.csv')):
-        r = pd.read_csv(f, dtype=str, keep_default_na=False); r = r[r.VolumeName == name]
-        if len(r): rep = r.iloc[0].to_dict(); break
-    return dict(image=hits[0], mask=d/'masks'/name, lesion=les if les.exists() else None, report=rep)
+    "Paths of a case's CT, organ mask and lesion map (None when absent), and its report, as the dataset's layout gives them."
+    d = Path(data_dir); sid = layout_scan_id(scan_id)
+    s = next((s for s in find_scans(d) if s.scan_id == sid), None)
+    if s is None: raise CtglipError(f"scan {scan_id} not found under dataset/", d)
+    return dict(image=Path(s.image), mask=Path(s.mask) if s.mask else None, lesion=lesion_map(d, sid),
+                report=dict(findings=s.findings, impression=s.impression))
 
 def report_sentences(report:dict, terms) -> list:
     "Sentences of the report's findings and impression that contain any of `terms` (case-insensitive)."
-    text = ' '.join(str(report.get(k, '')) for k in ('Findings_EN', 'Impressions_EN'))
+    text = ' '.join(str(report.get(k, '')) for k in ('findings', 'impression'))
     sents = [s.strip() for s in re.split(r'(?<=[.!?])\s+', text) if s.strip()]
     terms = [t.lower() for t in terms if t]
     return [s for s in sents if any(t in s.lower() for t in terms)]

@@ -14,8 +14,9 @@ from ..core import CtglipError
 from ..data.layout import read_pairs
 
 # %% auto #0
-__all__ = ['MIN_SIGNAL_HU', 'BLOOD_HU', 'SIZE_BINS', 'case_findings', 'finding_sources', 'lesion_signal_hu', 'generator_units',
-           'lesion_diameter', 'lesion_sizes', 'generator_sizes', 'bin_names', 'size_bin', 'hidden_cells']
+__all__ = ['LESIONS_DIR', 'MIN_SIGNAL_HU', 'BLOOD_HU', 'SIZE_BINS', 'case_findings', 'finding_sources', 'lesion_map',
+           'lesion_signal_hu', 'generator_units', 'lesion_diameter', 'lesion_sizes', 'generator_sizes', 'bin_names',
+           'size_bin', 'hidden_cells']
 
 # %% ../../nbs/16b_synth.truth.ipynb #4683f94d
 def case_findings(data) -> dict:
@@ -38,6 +39,14 @@ def finding_sources(pairs:list, cases:dict, min_share:float=0.2) -> dict:
         u = pd.Series(one.get(k, []), dtype=object).value_counts(normalize=True)
         out[k] = set(u[u >= min_share].index) if len(u) else {g for g, n in c.items() if n == max(c.values())}
     return out
+
+# %% ../../nbs/16b_synth.truth.ipynb #83eff272
+LESIONS_DIR = 'lesions' # SynthCT's lesion label maps, one per volume, named like the volume
+
+def lesion_map(data, scan_id:str) -> Path|None: # a SynthCT folder, a scan id
+    "The lesion label map SynthCT wrote for a scan, None when it has none."
+    p = Path(data)/LESIONS_DIR/f"{scan_id}.nii.gz"
+    return p if p.exists() else None
 
 # %% ../../nbs/16b_synth.truth.ipynb #9fe0b3ce
 MIN_SIGNAL_HU = 30. # a focal lesion changes one input voxel by at least this many HU to count as visible (2x the largest training noise std)
