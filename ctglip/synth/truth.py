@@ -40,7 +40,7 @@ def finding_sources(pairs:list, cases:dict, min_share:float=0.2) -> dict:
         out[k] = set(u[u >= min_share].index) if len(u) else {g for g, n in c.items() if n == max(c.values())}
     return out
 
-# %% ../../nbs/16b_synth.truth.ipynb #83eff272
+# %% ../../nbs/16b_synth.truth.ipynb #02ba89d8
 LESIONS_DIR = 'lesions' # SynthCT's lesion label maps, one per volume, named like the volume
 
 def lesion_map(data, scan_id:str) -> Path|None: # a SynthCT folder, a scan id
