@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from ..core import CtglipError
+from ..core import CtglipError, read_table
 from ..anatomy import readable, group_label_ids
 from ..eval.metrics import roc_curve, roc_auc, youden_threshold
 from ..data.volume import load_volume, load_mask
@@ -74,7 +74,7 @@ def evaluation_scores(out, # a `ctglip evaluate` output folder (metrics.json, sc
     out = Path(out)
     for f in ('metrics.json', 'scores.csv'):
         if not (out/f).is_file(): raise CtglipError(f"not a ctglip evaluate output (no {f})", out)
-    rec = json.loads((out/'metrics.json').read_text()); sc = pd.read_csv(out/'scores.csv', index_col=0)
+    rec = json.loads((out/'metrics.json').read_text()); sc = read_table(out/'scores.csv', index_col=0)
     if 'part' in sc.columns: sc = sc[sc.part == 'scored'].drop(columns='part')   # the calibration scans chose the thresholds
     files = [labels] if isinstance(labels, (str, Path)) else labels or rec.get('protocol', {}).get('labels_files', [])
     if not files: raise CtglipError("no labels CSV: give labels=", out/'metrics.json')
@@ -89,7 +89,7 @@ def evaluation_scores(out, # a `ctglip evaluate` output folder (metrics.json, sc
 def read_scores(path, labels=None, model:str|None=None) -> pd.DataFrame:
     "The long score table from a long CSV (the demo's `zeroshot_scores.csv`) or a `ctglip evaluate` folder or its scores.csv."
     p = Path(path)
-    if p.is_file() and set(SCORE_COLS) <= set(pd.read_csv(p, nrows=0).columns): return pd.read_csv(p)[SCORE_COLS]
+    if p.is_file() and set(SCORE_COLS) <= set(read_table(p, nrows=0).columns): return read_table(p, need=SCORE_COLS)[SCORE_COLS]
     return evaluation_scores(p.parent if p.is_file() else p, labels, model)
 
 # %% ../../nbs/61_browse.results.ipynb #efb9a95c
