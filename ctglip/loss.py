@@ -130,14 +130,14 @@ class OrganTextLoss(nn.Module):
             logits = logit_scale.float() * img.float() @ prompts.float().t()        # (P, O)
             return _reduce(F.cross_entropy(logits, target, reduction='none'), sum(gather_sizes(img.shape[0], img.device)))
 
-# %% ../nbs/30_loss.ipynb #a332b413
+# %% ../nbs/30_loss.ipynb #a76066d6
 def equivalent(tid_r:torch.Tensor, org_r:torch.Tensor, nrm_r:torch.Tensor, # (R,) text id, organ index, is_normal of rows
                tid_c:torch.Tensor, org_c:torch.Tensor, nrm_c:torch.Tensor, # (N,) the same for columns
               ) -> torch.Tensor: # (R, N) bool
     "Column j is not a negative of row i: identical text, or both normal with the same organ."
     return (tid_r[:, None] == tid_c[None]) | (nrm_r[:, None] & nrm_c[None] & (org_r[:, None] == org_c[None]))
 
-# %% ../nbs/30_loss.ipynb #eb00df54
+# %% ../nbs/30_loss.ipynb #cd4697b1
 def negative_logits(q:torch.Tensor, # (R, E) L2-normalised row embeddings
                     neg:torch.Tensor, # (R, K, E) each row's dictionary negatives
                     logit_scale:torch.Tensor, # () 1/tau
@@ -152,7 +152,7 @@ def negative_logits(q:torch.Tensor, # (R, E) L2-normalised row embeddings
     if neg_id is not None: extra_off |= neg_id == tid_r[:, None]
     return extra, extra_off
 
-# %% ../nbs/30_loss.ipynb #135d8c62
+# %% ../nbs/30_loss.ipynb #3311a556
 class AbnormalityTextLoss(nn.Module):
     "InfoNCE of organ embeddings vs their texts, with dictionary negatives and false-negative handling."
     def __init__(self, false_negatives:str='mask', # 'mask', 'soft' or 'none'
