@@ -105,7 +105,7 @@ def summarize(res:dict) -> dict:
     s.update({k: v for k, v in (res.get('retrieval') or {}).items()})
     return s
 
-# %% ../../nbs/44_eval.core.ipynb #11300207
+# %% ../../nbs/44_eval.core.ipynb #026c6fc9
 def _cases(emb:dict):
     "(N_units, E) the image embedding that scores each unit: its organ's, or its scan's."
     return emb['img'] if emb['level'] == 'organ' else emb['img'][emb['units'].scan_row.values]
@@ -125,7 +125,7 @@ def protocol_record(p:Protocol, validated:bool, given:bool, # the protocol; thre
     if chosen is None: rec['note'] = NO_THRESHOLDS
     return rec
 
-# %% ../../nbs/44_eval.core.ipynb #63eff35f
+# %% ../../nbs/44_eval.core.ipynb #10679f04
 def score(emb:dict, # the output of `embed` (the test split)
           model, # the model (its text encoder and `organ_prompt` are used)
           tasks:Sequence[tuple]|None=None, # (organ, abnormality) tasks; None: all with enough cases (of `valid` when given)
