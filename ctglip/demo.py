@@ -149,7 +149,7 @@ def evaluate_models(out:Path, data:dict, s:dict, n_boot:int=1000, min_pos:int|No
     res['ctglip']['histogram_probe'] = histogram_probe(data['paths'], cfgs['ctglip'], tasks, n_boot, s['seed'], relabel=relabel)   # no encoder: what the HU alone carry
     return res
 
-# %% ../nbs/80_demo.ipynb #6fb93d53
+# %% ../nbs/80_demo.ipynb #38efb075
 _KEEP = ('organ_top1', 'organ_top5', 'organ_top1_present', 'n_tasks', 'n_scans', 'n_units', 'text_coverage')
 
 def demo_metrics(res:dict, data:dict, s:dict, runs:dict, seconds:dict) -> dict:
@@ -183,6 +183,7 @@ def demo_metrics(res:dict, data:dict, s:dict, runs:dict, seconds:dict) -> dict:
     out['machine'] = dict(python=platform.python_version(), torch=torch.__version__, cpus=os.cpu_count(), platform=platform.platform())
     return out
 
+# %% ../nbs/80_demo.ipynb #dfac70f6
 def _fmt(v, ci=None):
     if v is None or (isinstance(v, float) and np.isnan(v)): return '-'
     return f"{v:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else '')
@@ -210,6 +211,7 @@ def headline_rows(metrics:dict) -> list:
         rows.append((r, _fmt(c.get(r)), _fmt(k.get(r))))
     return rows
 
+# %% ../nbs/80_demo.ipynb #a402e6ad
 def headline(metrics:dict) -> str:
     "The plain-text headline table printed at the end."
     rows = headline_rows(metrics); w = max(len(r[0]) for r in rows) + 2; w2 = max(len(r[1]) for r in rows) + 2
@@ -219,7 +221,7 @@ def headline(metrics:dict) -> str:
     lines += [f"{a:<{w}}{b:<{w2}}{c}" for a, b, c in rows]
     return '\n'.join(lines)
 
-# %% ../nbs/80_demo.ipynb #c5c6e7ed
+# %% ../nbs/80_demo.ipynb #73e6b0e8
 def task_cells(n:int, n_pos:int, auc, lo, hi, f1) -> list:
     "The report's AUC [CI] and F1 cells of a task; a task without test positives (or negatives) says so instead of nan."
     if n_pos == 0: return ['no test positive', '-']
@@ -227,6 +229,7 @@ def task_cells(n:int, n_pos:int, auc, lo, hi, f1) -> list:
     num = lambda v: '-' if v is None or not np.isfinite(v) else f"{v:.3f}"
     return [f"{num(auc)} [{num(lo)}, {num(hi)}]", num(f1)]
 
+# %% ../nbs/80_demo.ipynb #a0fa5557
 def _table_html(rows, head) -> str:
     h = ''.join(f'<th>{html.escape(str(x))}</th>' for x in head)
     b = ''.join('<tr>' + ''.join(f'<td>{html.escape(str(x))}</td>' for x in r) + '</tr>' for r in rows)
@@ -244,6 +247,7 @@ def _loss_figure(runs:dict):
     fig.update_layout(xaxis_title='step', yaxis_title='training loss', height=320, margin=dict(t=30))
     return fig
 
+# %% ../nbs/80_demo.ipynb #055ddc08
 def report_figures(res:dict, runs:dict) -> list:
     "(title, figure) pairs of the report."
     names = {'ctglip': 'CT-GLIP', 'clip': 'CLIP'}
@@ -260,6 +264,7 @@ def report_figures(res:dict, runs:dict) -> list:
     figs.append(('Training loss', _loss_figure(runs)))
     return figs
 
+# %% ../nbs/80_demo.ipynb #559bf18f
 _CSS = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}table{border-collapse:collapse;margin:1em 0}"
         "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;font-size:14px}th{background:#f3f3f3}h2{margin-top:1.6em}.note{color:#555}")
 

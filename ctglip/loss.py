@@ -15,7 +15,7 @@ from .core import CtglipError
 
 # %% auto #0
 __all__ = ['FN_MODES', 'text_ids', 'LogitScale', 'dist_info', 'gather_sizes', 'gather_rows', 'contrastive_rows', 'fp32',
-           'OrganTextLoss', 'equivalent', 'AbnormalityTextLoss', 'CTGLIPLoss', 'ClipLoss']
+           'OrganTextLoss', 'equivalent', 'negative_logits', 'AbnormalityTextLoss', 'CTGLIPLoss', 'ClipLoss']
 
 # %% ../nbs/30_loss.ipynb #d6ad46cc
 def text_ids(texts:list[str], # N strings
@@ -130,13 +130,29 @@ class OrganTextLoss(nn.Module):
             logits = logit_scale.float() * img.float() @ prompts.float().t()        # (P, O)
             return _reduce(F.cross_entropy(logits, target, reduction='none'), sum(gather_sizes(img.shape[0], img.device)))
 
-# %% ../nbs/30_loss.ipynb #03d55e71
+# %% ../nbs/30_loss.ipynb #a76066d6
 def equivalent(tid_r:torch.Tensor, org_r:torch.Tensor, nrm_r:torch.Tensor, # (R,) text id, organ index, is_normal of rows
                tid_c:torch.Tensor, org_c:torch.Tensor, nrm_c:torch.Tensor, # (N,) the same for columns
               ) -> torch.Tensor: # (R, N) bool
     "Column j is not a negative of row i: identical text, or both normal with the same organ."
     return (tid_r[:, None] == tid_c[None]) | (nrm_r[:, None] & nrm_c[None] & (org_r[:, None] == org_c[None]))
 
+# %% ../nbs/30_loss.ipynb #cd4697b1
+def negative_logits(q:torch.Tensor, # (R, E) L2-normalised row embeddings
+                    neg:torch.Tensor, # (R, K, E) each row's dictionary negatives
+                    logit_scale:torch.Tensor, # () 1/tau
+                    tid_r:torch.Tensor, # (R,) text id of each row
+                    neg_id:torch.Tensor|None=None, # (R, K) text ids of the negatives
+                    neg_valid:torch.Tensor|None=None, # (R, K) bool, False for padding
+                   ) -> tuple: # (R, K) logits, (R, K) bool: left out (padding, or the row's own text)
+    "Logits of each row against its own K dictionary negatives, and which of them are left out."
+    extra = logit_scale * torch.einsum('re,rke->rk', q, neg.float())                  # (R, K)
+    extra_off = torch.zeros_like(extra, dtype=torch.bool)
+    if neg_valid is not None: extra_off |= ~neg_valid.bool()
+    if neg_id is not None: extra_off |= neg_id == tid_r[:, None]
+    return extra, extra_off
+
+# %% ../nbs/30_loss.ipynb #3311a556
 class AbnormalityTextLoss(nn.Module):
     "InfoNCE of organ embeddings vs their texts, with dictionary negatives and false-negative handling."
     def __init__(self, false_negatives:str='mask', # 'mask', 'soft' or 'none'
@@ -172,10 +188,7 @@ class AbnormalityTextLoss(nn.Module):
                 if not self.local:
                     neg, neg_id = gather_rows(neg, sizes), (gather_rows(neg_id, sizes) if neg_id is not None else None)
                     neg_valid = gather_rows(neg_valid.to(torch.uint8), sizes).bool() if neg_valid is not None else None
-                extra = logit_scale * torch.einsum('re,rke->rk', qi, neg.float())                  # (R, K)
-                extra_off = torch.zeros_like(extra, dtype=torch.bool)
-                if neg_valid is not None: extra_off |= ~neg_valid.bool()
-                if neg_id is not None: extra_off |= neg_id == tid_r[:, None]
+                extra, extra_off = negative_logits(qi, neg, logit_scale, tid_r, neg_id, neg_valid)  # (R, K), (R, K)
             l = contrastive_rows(logit_scale * qi @ txt_c.t(), own, same, extra, extra_off, self.mode)
             if self.symmetric: l = (l + contrastive_rows(logit_scale * qt @ img_c.t(), own, same, mode=self.mode)) / 2
             return _reduce(l, sum(sizes)) if self.local else l.mean()

@@ -29,7 +29,7 @@ from .demo import DEMO_SETTINGS
 # %% auto #0
 __all__ = ['READOUT_ABLATIONS', 'ABLATIONS', 'VISIONS', 'INITS', 'run_name', 'study_config', 'study_tasks', 'study_relabel',
            'study_run', 'paired', 'paired_finetune', 'ceiling_name', 'ceiling_run', 'collect', 'over_seeds',
-           'study_plan', 'run_study', 'per_size', 'size_frame', 'study_results', 'study_summary',
+           'study_plan', 'run_study', 'per_size', 'size_frame', 'study_results', 'finetune_lines', 'study_summary',
            'real_scan_recognition']
 
 # %% ../nbs/70_study.ipynb #51d4229a
@@ -263,7 +263,20 @@ def study_results(demo_dir, root, plan:list, n_boot:int=1000) -> dict:
 def _msd(d:dict) -> str: return f"{d['mean']:.3f} +- {d['sd']:.3f}" if d.get('sd') == d.get('sd') and d.get('sd') is not None else f"{d['mean']:.3f}"
 def _est(d:dict) -> str: return f"{d['estimate']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]"
 
-# %% ../nbs/70_study.ipynb #a636f875
+# %% ../nbs/70_study.ipynb #b0419cbd
+def finetune_lines(ft:dict) -> list: # the `finetune` part of the results record
+    "The summary's sentences on the fine-tunes from each initialisation: test AUC, and the paired differences per seed."
+    out = []
+    if ft.get('auc'):
+        out.append("Fine-tuned with the ceiling's recipe (CNN, same labels and budget), test AUC: "
+                   + '; '.join(f"from {i} {_msd(d)} (training split {ft['train_auc'][i]['mean']:.3f})" for i, d in ft['auc'].items()) + '.')
+        for k, per in ft['paired'].items():
+            ds = list(per.values()); a, b = k.split('-')
+            out.append(f"Fine-tune {a} minus {b} (paired, per seed): " + '; '.join(_est(d) for d in ds)
+                       + f" (CI above 0 in {sum(d['ci'][0] > 0 for d in ds)} of {len(ds)} seeds, below 0 in {sum(d['ci'][1] < 0 for d in ds)}).")
+    return out
+
+# %% ../nbs/70_study.ipynb #1742b69d
 def study_summary(rec:dict) -> str:
     "The study's findings as text; every number is read from the results record (`study_results`)."
     s, g = rec['setup'], rec['groups']; n = len(s['seeds'])
@@ -282,14 +295,7 @@ def study_summary(rec:dict) -> str:
     c = rec['ceiling']; ct = g['ctglip-cnn-full']['abnormality_auc_mean']['mean']
     out.append(f"Supervised ceiling (CNN, same tasks, labels and budget): {c['mean']:.3f}" + (f" +- {c['sd']:.3f}" if c.get('sd') is not None else '')
                + (f" (training split {c['train_auc_mean']:.3f})" if 'train_auc_mean' in c else '') + f"; CT-GLIP CNN reaches {ct / c['mean']:.2f} of it, CLIP CNN {g['clip-cnn-full']['abnormality_auc_mean']['mean'] / c['mean']:.2f}.")
-    ft = rec.get('finetune') or {}
-    if ft.get('auc'):
-        out.append("Fine-tuned with the ceiling's recipe (CNN, same labels and budget), test AUC: "
-                   + '; '.join(f"from {i} {_msd(d)} (training split {ft['train_auc'][i]['mean']:.3f})" for i, d in ft['auc'].items()) + '.')
-        for k, per in ft['paired'].items():
-            ds = list(per.values()); a, b = k.split('-')
-            out.append(f"Fine-tune {a} minus {b} (paired, per seed): " + '; '.join(_est(d) for d in ds)
-                       + f" (CI above 0 in {sum(d['ci'][0] > 0 for d in ds)} of {len(ds)} seeds, below 0 in {sum(d['ci'][1] < 0 for d in ds)}).")
+    out += finetune_lines(rec.get('finetune') or {})
     for ab, per in rec['ablation_paired'].items():
         ds = list(per.values()); m = float(np.mean([d['estimate'] for d in ds]))
         out.append(f"Ablation {ab}: full minus ablated AUC {m:+.3f} on average; CI above 0 in {sum(d['ci'][0] > 0 for d in ds)} of {len(ds)} seeds, "

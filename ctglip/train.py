@@ -26,7 +26,8 @@ from .eval.core import score, embed
 # %% auto #0
 __all__ = ['train_data', 'dist_setup', 'resume_config', 'start_run', 'default_val_hook', 'val_batches', 'embed_share',
            'merge_embeddings', 'spread_embed', 'wrap_model', 'step_record', 'progress_bar', 'val_data',
-           'append_metrics', 'tensorboard_writer', 'checkpoint_all', 'resume_batches', 'train', 'train_cli']
+           'append_metrics', 'tensorboard_writer', 'checkpoint_all', 'resume_batches', 'autocast_forward', 'train',
+           'train_cli']
 
 # %% ../nbs/50_train.ipynb #53344c38
 def train_data(cfg:Config, data, # the config; dataset folder, pairs file or cache (see `prepare_data`)
@@ -230,7 +231,14 @@ def _validate(model, vds, hook, cfg, step, rank, world, out, dev, tb=None) -> di
     if res and rank == 0: append_metrics(out, dict(step=step, **res), tb)
     return res
 
-# %% ../nbs/50_train.ipynb #337db237
+# %% ../nbs/50_train.ipynb #1a76f41d
+def autocast_forward(fwd, amp):
+    "`fwd` (the model, or its DDP wrapper) called under the autocast context `amp`: the `forward` of `run_steps`."
+    def forward(batch):
+        with amp: return fwd(batch)
+    return forward
+
+# %% ../nbs/50_train.ipynb #8e3f96c8
 def train(cfg:Config, # the resolved config
           data, # dataset folder, pairs file or cache (see `prepare_data`)
           out, # the run directory
@@ -252,8 +260,7 @@ def train(cfg:Config, # the resolved config
     loader = make_loader(ds, steps=n_steps, start_step=start, rank=rank, world=world, device=dev)
     val, hook = val_data(paths, cfg, val_hook); bar = progress_bar(cfg, n_steps, start, progress, rank); tb = tensorboard_writer(out, rank)
     t = cfg.train; it = resume_batches(loader, out, start, n_steps); res = dict(last={}, val={}); clock = [time.perf_counter(), 0]
-    def forward(batch):
-        with amp: return fwd(batch)
+    forward = autocast_forward(fwd, amp)
     def on_step(step, outs, gn, lr):
         bar.update(1); clock[1] += sum(len(b['scan_id']) for b, _ in outs)
         if step % t.log_every == 0 or step == n_steps:

@@ -64,13 +64,26 @@ def test_package_never_imports_monai():
     assert not [m for m in names if m.split('.')[0] == 'monai']
 
 
-def test_training_notebooks_are_literate():
-    "In the runs and training notebooks no exported cell is over 40 lines, and each is followed by an example or a test."
+# notebooks still being split into small cells (by the work on the data and synth notebooks)
+PENDING = {'02_config', '10_data.volume', '10a_data.layout', '13_data.pairing', '16_synth.core', '16a_synth.report',
+           '17_data.cache', '18_data.dataset'}
+
+def _literate_problems(nb) -> list:
+    "Exported cells over 40 lines (the `#| export` line counted), and exported cells not followed by a sentence or an example."
     import json
-    for name in ('35_runs', '50_train'):
-        cells = json.loads((PKG.parent/'nbs'/f'{name}.ipynb').read_text())['cells']
-        code = [''.join(c['source']) for c in cells if c['cell_type'] == 'code']
-        for i, s in enumerate(code[:-1]):
-            if not s.startswith('#| export') or 'from __future__' in s: continue
-            assert len(s.splitlines()) - 1 <= 40, (name, s.splitlines()[1])
-            assert not code[i + 1].startswith('#| export'), (name, 'no example after', s.splitlines()[1])
+    cells, out = json.loads(nb.read_text())['cells'], []
+    exported = lambda c: c['cell_type'] == 'code' and any(l.startswith('#| export') for l in ''.join(c['source']).splitlines())
+    for i, c in enumerate(cells):
+        s = ''.join(c['source'])
+        if not exported(c) or 'from __future__' in s: continue
+        head = next((l for l in s.splitlines() if not l.startswith('#|')), '')
+        if len(s.splitlines()) > 40: out.append(f"{nb.stem}: {len(s.splitlines())} lines: {head}")
+        if i + 1 == len(cells) or exported(cells[i + 1]): out.append(f"{nb.stem}: nothing after: {head}")
+    return out
+
+def test_notebooks_are_literate():
+    "In every notebook no exported cell is over 40 lines, and each is followed by a sentence or an example (the notebooks in PENDING aside)."
+    nbs = sorted((PKG.parent/'nbs').glob('*.ipynb'))
+    assert len(nbs) > 30 and PENDING <= {nb.stem for nb in nbs}
+    problems = [p for nb in nbs if nb.stem not in PENDING for p in _literate_problems(nb)]
+    assert not problems, problems

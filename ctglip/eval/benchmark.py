@@ -250,7 +250,7 @@ def benchmark_embeddings(emb:dict, # `embed` output of the split to score
     out = pd.concat([sc.assign(part='scored')] + ([] if cal_sc is None else [cal_sc.assign(part='calibration')]))
     return res, out[['part', *names]]
 
-# %% ../../nbs/46_eval.benchmark.ipynb #01fd532b
+# %% ../../nbs/46_eval.benchmark.ipynb #c069fe5f
 def unreported_units(paths, # `prepare_data` output
                      cfg, # the run's config (the pairing policy decides the units, as for reported scans)
                      split:str) -> list:
@@ -272,6 +272,7 @@ def benchmark_loader(paths, # `prepare_data` output
     if not len(ds): raise empty_split(paths, split)
     return make_loader(ds, device=device, shuffle=False)
 
+# %% ../../nbs/46_eval.benchmark.ipynb #0f811c31
 def not_scored(scans:list, # the scan table (`read_scans`)
                split:str, # the scored split
                labels:pd.DataFrame, # the labels
@@ -284,6 +285,7 @@ def not_scored(scans:list, # the scan table (`read_scans`)
         out[why] = out.get(why, 0) + 1
     return out
 
+# %% ../../nbs/46_eval.benchmark.ipynb #f8085517
 def benchmark(model, # a CT-GLIP or CLIP model
               paths, # `prepare_data` output for the run's config
               cfg, # the run's config

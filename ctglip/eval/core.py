@@ -18,8 +18,8 @@ from .zeroshot import (METRICS, organ_recognition, abnormality_detection, valid_
                                   retrieval, grounded_similarity, embed_texts, l2_normalize)
 
 # %% auto #0
-__all__ = ['NO_THRESHOLDS', 'model_level', 'embed', 'text_encoder', 'text_coverage_of', 'summarize', 'score', 'evaluate',
-           'compare']
+__all__ = ['NO_THRESHOLDS', 'model_level', 'embed', 'text_encoder', 'text_coverage_of', 'summarize', 'retrieval_similarity',
+           'protocol_record', 'score', 'evaluate', 'compare']
 
 # %% ../../nbs/44_eval.core.ipynb #a0df0d4c
 def model_level(model, level:str='auto') -> str:
@@ -105,11 +105,27 @@ def summarize(res:dict) -> dict:
     s.update({k: v for k, v in (res.get('retrieval') or {}).items()})
     return s
 
-# %% ../../nbs/44_eval.core.ipynb #3638b6a3
+# %% ../../nbs/44_eval.core.ipynb #026c6fc9
 def _cases(emb:dict):
     "(N_units, E) the image embedding that scores each unit: its organ's, or its scan's."
     return emb['img'] if emb['level'] == 'organ' else emb['img'][emb['units'].scan_row.values]
 
+def retrieval_similarity(emb:dict, encode) -> np.ndarray: # `embed` output, text encoder -> (N, M) case-text similarity
+    "Similarity of each case to each text: organ embeddings to the units' texts (grounded), or scan embeddings to the reports."
+    units, img = emb['units'], emb['img']
+    if emb['level'] == 'organ':
+        return grounded_similarity(img, embed_texts(encode, list(units.text)), units.scan_row.values, pd.factorize(units.organ)[0])
+    return img @ embed_texts(encode, list(emb['scans'].report)).T
+
+def protocol_record(p:Protocol, validated:bool, given:bool, # the protocol; thresholds chosen on validation data, or given
+                    tasks:str, organ_template:str) -> dict: # where the tasks came from; the organ prompt
+    "The protocol of a `score` result: where thresholds and tasks came from (with a note when there are no thresholds)."
+    chosen = p.selected_on if validated else 'given' if given else None
+    rec = dict(p.record(), selected_on=chosen, threshold=p.threshold if validated else chosen, tasks=tasks, organ_prompt=organ_template)
+    if chosen is None: rec['note'] = NO_THRESHOLDS
+    return rec
+
+# %% ../../nbs/44_eval.core.ipynb #10679f04
 def score(emb:dict, # the output of `embed` (the test split)
           model, # the model (its text encoder and `organ_prompt` are used)
           tasks:Sequence[tuple]|None=None, # (organ, abnormality) tasks; None: all with enough cases (of `valid` when given)
@@ -140,14 +156,9 @@ def score(emb:dict, # the output of `embed` (the test split)
     thr = valid_thresholds(_cases(valid), valid['units'], enc, tasks, p.mode, p.ensemble, synonyms) if valid is not None and tasks else thresholds
     res['abnormality'] = abnormality_detection(_cases(emb), units, enc, tasks, p.mode, p.ensemble, synonyms, n_boot=n_boot, seed=seed,
                                                thresholds=thr) if tasks else None
-    if level == 'organ':
-        sim = grounded_similarity(img, embed_texts(enc, list(units.text)), units.scan_row.values, pd.factorize(units.organ)[0])
-    else: sim = img @ embed_texts(enc, list(emb['scans'].report)).T
-    res['retrieval'] = retrieval(sim, retrieval_ks)
+    res['retrieval'] = retrieval(retrieval_similarity(emb, enc), retrieval_ks)
     res['text_coverage'] = text_coverage_of(model, list(emb['scans'].report) if level == 'scan' else list(units.text))
-    chosen = p.selected_on if valid is not None else 'given' if thresholds is not None else None
-    res['protocol'] = dict(p.record(), selected_on=chosen, threshold=p.threshold if valid is not None else chosen, tasks=src, organ_prompt=template)
-    if chosen is None: res['protocol']['note'] = NO_THRESHOLDS
+    res['protocol'] = protocol_record(p, valid is not None, thresholds is not None, src, template)
     res['summary'] = summarize(res)
     return res
 

@@ -14,13 +14,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..core import CtglipError, set_seed
+from ..config import Config, override
+from ..runs import run_steps
 from ..models.vision import pool_organs, OrganReadout
 from .zeroshot import labels_for, detection_table
 
 # %% auto #0
-__all__ = ['vision_encoder', 'fresh_copy', 'label_subset', 'organ_features', 'linear_probe', 'OrganClassifier',
-           'finetune_classifier', 'classifier_scores', 'dice', 'LesionSegmenter', 'finetune_segmentation',
-           'segmentation_scores', 'compare_inits']
+__all__ = ['vision_encoder', 'fresh_copy', 'label_subset', 'organ_features', 'linear_probe', 'OrganClassifier', 'loop_config',
+           'cycled', 'loss_recorder', 'finetune_classifier', 'classifier_scores', 'dice', 'LesionSegmenter',
+           'finetune_segmentation', 'segmentation_scores', 'compare_inits']
 
 # %% ../../nbs/42_eval.finetune.ipynb #d872d123
 _VISION_ATTRS = ('vision', 'visual', 'image_encoder', 'encoder', 'backbone')
@@ -93,7 +95,7 @@ def linear_probe(F_train, units_train:pd.DataFrame, # (P, C) train features and 
         S[mt, j] = clf.decision_function(Xte[mt])
     return detection_table(yte, S, tasks, n_boot, seed)
 
-# %% ../../nbs/42_eval.finetune.ipynb #6e4ceea3
+# %% ../../nbs/42_eval.finetune.ipynb #a8341998
 class OrganClassifier(nn.Module):
     "A vision encoder, its organ readout and one linear logit per (organ, abnormality) task."
     def __init__(self, encoder:nn.Module, n_tasks:int,
@@ -104,6 +106,7 @@ class OrganClassifier(nn.Module):
     def forward(self, image, pair_map): # (B,1,X,Y,Z), (B,X,Y,Z) -> (P, T) logits
         return self.head(self.readout(self.encoder, image, pair_map))
 
+# %% ../../nbs/42_eval.finetune.ipynb #85205ede
 def _targets(b, tasks, keep=None):
     u = pd.DataFrame(dict(organ=b['organ'], findings=[list(f) for f in b['findings']]))
     y = labels_for(u, tasks)
@@ -112,27 +115,41 @@ def _targets(b, tasks, keep=None):
         y[~np.isin(sid, list(keep))] = np.nan
     return torch.from_numpy(np.nan_to_num(y, nan=0.)).float(), torch.from_numpy(~np.isnan(y)).float()
 
+def loop_config(steps:int, lr:float) -> Config:
+    "The config `run_steps` reads for a plain fine-tune: `steps` at the constant rate `lr`, no warm-up, no gradient clipping."
+    return override(Config(), {'train.steps': max(1, steps), 'train.lr': lr, 'train.warmup_steps': 0, 'train.schedule': 'constant', 'train.grad_clip': 0.})
+
+def cycled(batches:list, steps:int, desc:str|None=None):
+    "Batch `s % len(batches)` for each of `steps` draws (with a progress bar named `desc` when given)."
+    it = range(steps)
+    if desc:
+        from tqdm.auto import tqdm; it = tqdm(it, desc=desc, leave=False)
+    return (batches[s % len(batches)] for s in it)
+
+def loss_recorder(losses:list):
+    "An `on_step` of `run_steps` that appends each step's loss to `losses`."
+    return lambda step, outs, gn, lr: losses.append(float(outs[0][1]['loss'].detach()))
+
+# %% ../../nbs/42_eval.finetune.ipynb #2fe203b4
 def finetune_classifier(encoder:nn.Module, # vision backbone to fine-tune (use `fresh_copy`)
                         train_batches, # a list of batches, cycled
                         tasks:Sequence[tuple], # (organ, abnormality)
                         steps:int=50, lr:float=3e-4, # optimizer steps and AdamW learning rate
                         fraction:float=1.0, seed:int=0, # label fraction and its seed
                         device='cpu', progress:bool=False):
-    "Train encoder + head with masked BCE; return (model, list of losses)."
+    "Train encoder + head with masked BCE on the loop of `ctglip.runs`; return (model, list of losses)."
     set_seed(seed); model = OrganClassifier(encoder, len(tasks)).to(device).train()
     ids = [s for b in train_batches for s in b['scan_id']]; keep = set(label_subset(ids, fraction, seed))
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01); losses = []
-    it = range(steps)
-    if progress:
-        from tqdm.auto import tqdm; it = tqdm(it, desc='fine-tune', leave=False)
-    for s in it:
-        b = train_batches[s % len(train_batches)]; y, m = _targets(b, tasks, keep)
-        if m.sum() == 0: continue
-        logit = model(b['image'].to(device), b['pair_map'].to(device))
-        loss = (F.binary_cross_entropy_with_logits(logit, y.to(device), reduction='none') * m.to(device)).sum() / m.sum()
-        opt.zero_grad(); loss.backward(); opt.step(); losses.append(float(loss.detach()))
+    labelled = ((b, *_targets(b, tasks, keep)) for b in cycled(train_batches, steps, progress and 'fine-tune'))
+    def loss_of(bym):
+        b, y, m = bym; logit = model(b['image'].to(device), b['pair_map'].to(device))
+        return dict(loss=(F.binary_cross_entropy_with_logits(logit, y.to(device), reduction='none') * m.to(device)).sum() / m.sum())
+    run_steps(model, opt, ((b, y, m) for b, y, m in labelled if m.sum() > 0),   # a batch without kept labels is skipped
+              loss_of, loop_config(steps, lr), stop=steps, on_step=loss_recorder(losses))
     return model.eval(), losses
 
+# %% ../../nbs/42_eval.finetune.ipynb #27abb527
 @torch.no_grad()
 def classifier_scores(model:OrganClassifier, data, tasks, device='cpu', n_boot:int=1000, seed:int=0):
     "(per-task table, mean dict) of a fine-tuned classifier on test batches."
@@ -170,19 +187,16 @@ def finetune_segmentation(encoder:nn.Module, # a UNet3D to fine-tune (use `fresh
                           train_batches, # list of dicts with `image` (B,1,X,Y,Z) and `lesion` (B,X,Y,Z)
                           steps:int=50, lr:float=1e-3, seed:int=0, device='cpu', progress:bool=False,
                           pos_weight:float=1.0): # BCE weight of lesion voxels (lesions are a tiny share of a scan)
-    "Train a `LesionSegmenter` with soft Dice + BCE; return (model, losses)."
+    "Train a `LesionSegmenter` with soft Dice + BCE on the loop of `ctglip.runs`; return (model, losses)."
     set_seed(seed); net = LesionSegmenter(encoder).to(device).train()
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.01); losses = []
-    it = range(steps)
-    if progress:
-        from tqdm.auto import tqdm; it = tqdm(it, desc='segmentation', leave=False)
-    for s in it:
-        b = train_batches[s % len(train_batches)]
+    def loss_of(b):
         x, y = b['image'].to(device), b['lesion'].to(device).float()
         logit = net(x); p = logit.sigmoid()
         soft = 1 - (2 * (p * y).sum() + 1) / (p.sum() + y.sum() + 1)
-        loss = F.binary_cross_entropy_with_logits(logit, y, pos_weight=torch.tensor(pos_weight, device=device)) + soft
-        opt.zero_grad(); loss.backward(); opt.step(); losses.append(float(loss.detach()))
+        return dict(loss=F.binary_cross_entropy_with_logits(logit, y, pos_weight=torch.tensor(pos_weight, device=device)) + soft)
+    run_steps(net, opt, cycled(train_batches, steps, progress and 'segmentation'), loss_of, loop_config(steps, lr), stop=steps,
+              on_step=loss_recorder(losses))   # the training loop of `ctglip.runs`
     return net.eval(), losses
 
 @torch.no_grad()

@@ -146,7 +146,7 @@ def corner_thresholds(labels, # (N, T) 0/1 labels, NaN = not a case of the task
     "(T,) ROC-corner threshold of each task on these cases (the published tables' rule, on the scored set); NaN where a task lacks a class."
     return _task_thresholds(labels, scores, corner_threshold)
 
-# %% ../../nbs/40_eval.metrics.ipynb #c1a0f005
+# %% ../../nbs/40_eval.metrics.ipynb #e59116c0
 def scan_counts(scan_ids, # (N,) the scan of each case (a scan may hold several cases)
                 n_boot:int=1000, # resamples
                 seed:int=0, # seed of the resampling
@@ -166,6 +166,7 @@ def scan_counts(scan_ids, # (N,) the scan of each case (a scan may hold several 
     counts = np.bincount((d + G*np.arange(n_boot)[:, None]).ravel(), minlength=n_boot*G).reshape(n_boot, G)
     return inv.reshape(-1), counts[:, of]
 
+# %% ../../nbs/40_eval.metrics.ipynb #6ed82d48
 def weighted_auc(y, # (n,) 0/1 labels
                  s, # (n,) scores
                  w): # (B, n) non-negative case weights (bootstrap multiplicities)

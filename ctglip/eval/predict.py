@@ -72,7 +72,7 @@ def prepare(image:Volume, # CT in HU
     if small: get_logger('ctglip.predict').info(f"left out organs with < {mv} voxels: {', '.join(small)}")
     return out
 
-# %% ../../nbs/43_eval.predict.ipynb #4714545a
+# %% ../../nbs/43_eval.predict.ipynb #434d8b58
 def model_temperature(model, default:float=0.07) -> float:
     "The softmax temperature of a model (1 / logit scale)."
     for name in ('temperature', 'tau'):
@@ -85,6 +85,7 @@ def model_temperature(model, default:float=0.07) -> float:
     if s is not None: return float(torch.exp(-torch.as_tensor(s).detach().float()))
     return default
 
+# %% ../../nbs/43_eval.predict.ipynb #ae178e04
 @torch.no_grad()
 def _organ_embeddings(model, windows:list, level:str, device) -> tuple:
     "(organs, (N, E) embeddings): each organ's voxel-weighted mean over the windows, L2-normalised."
@@ -97,6 +98,7 @@ def _organ_embeddings(model, windows:list, level:str, device) -> tuple:
     organs = list(acc)
     return organs, _norm(np.stack([acc[o] / wsum[o] for o in organs]))
 
+# %% ../../nbs/43_eval.predict.ipynb #83ae4a8b
 @torch.no_grad()
 def predict_organs(model, # a CT-GLIP or CLIP model
                    windows:list, # `prepare` output
@@ -140,7 +142,7 @@ def format_prediction(res:dict) -> str:
         if 'report' in v: lines.append(f"{'':<{w}}  report: {' '.join(v['report']) or '(not mentioned)'}")
     return '\n'.join(lines)
 
-# %% ../../nbs/43_eval.predict.ipynb #d70acaa4
+# %% ../../nbs/43_eval.predict.ipynb #3f0d63ee
 def run_vocabulary(path) -> dict|None:
     "organ -> abnormality names of the dictionary a run trained with (`vocabulary.json` in the run), or None."
     p = Path(path); p = p if p.is_dir() else p.parent
@@ -155,6 +157,7 @@ def volume_meta(metadata, # a metadata CSV (CT-RATE's metadata/*.csv), or None
     if row is None: raise CtglipError(f"no row for {Path(image).name} (VolumeName)", metadata)
     return row
 
+# %% ../../nbs/43_eval.predict.ipynb #586adab6
 def predict_cli(argv:list[str]|None=None) -> int:
     "`ctglip predict`: zero-shot organ recognition and abnormality scores for one scan."
     p = argparse.ArgumentParser(prog='ctglip predict', description='Zero-shot organ recognition and abnormality scores for a CT and its organ mask.')

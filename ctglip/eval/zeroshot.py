@@ -108,7 +108,7 @@ def abnormality_scores(emb, # (N, E) L2-normalised embedding of each case
             out[sel, j] = np.where(np.isnan(out[sel, j]), 0, out[sel, j]) + p/len(modes)
     return out
 
-# %% ../../nbs/41_eval.zeroshot.ipynb #5e389351
+# %% ../../nbs/41_eval.zeroshot.ipynb #b49b6008
 METRICS = ('auc',) + THRESHOLD_METRICS
 
 def labels_for(units:pd.DataFrame, tasks:Sequence[tuple]):
@@ -120,6 +120,7 @@ def labels_for(units:pd.DataFrame, tasks:Sequence[tuple]):
         sel = np.flatnonzero(org == o); y[sel, j] = [np.nan if a in hid[i] else float(a in fnd[i]) for i in sel]
     return y
 
+# %% ../../nbs/41_eval.zeroshot.ipynb #cbe40b22
 def task_thresholds(thresholds, # None, (T,) values, or {(organ, abnormality): value}
                     tasks:Sequence[tuple]): # (organ, abnormality) per column
     "(T,) float thresholds (NaN where none is given)."
@@ -130,6 +131,7 @@ def task_thresholds(thresholds, # None, (T,) values, or {(organ, abnormality): v
     if len(t) != len(tasks): raise CtglipError(f"{len(t)} thresholds for {len(tasks)} tasks")
     return t
 
+# %% ../../nbs/41_eval.zeroshot.ipynb #9dd35c3e
 def detection_table(y, # (N, T) labels (NaN = not a case of the task)
                     scores, # (N, T) scores
                     tasks:Sequence[tuple], # (organ, abnormality) per column
@@ -156,6 +158,7 @@ def detection_table(y, # (N, T) labels (NaN = not a case of the task)
             for k in METRICS: mean[f'{k}_lo'], mean[f'{k}_hi'] = percentile_ci(np.nanmean(b[k], 1), alpha)
     return df, mean
 
+# %% ../../nbs/41_eval.zeroshot.ipynb #f4c44783
 def valid_thresholds(emb, # (N, E) case embeddings of the validation split
                      units:pd.DataFrame, # (N) validation rows with `organ`, `findings`
                      encode:Callable, # text encoder

@@ -147,7 +147,7 @@ class TextEncoder(nn.Module):
         if self.freeze: self.backbone.eval()
         return self
 
-# %% ../../nbs/21_models.text.ipynb #a5c8a8c1
+# %% ../../nbs/21_models.text.ipynb #eca0fd8d
 @patch
 def _run(self:TextEncoder, texts:list[str]) -> torch.Tensor: # -> (N, hidden) float32
     "Backbone features of `texts`, pooled (no cache)."
@@ -162,6 +162,7 @@ def _run(self:TextEncoder, texts:list[str]) -> torch.Tensor: # -> (N, hidden) fl
             out[torch.tensor(r, device=dev)] = h[:, 0] if self.pooling == 'cls' else h.mean(1)
     return out
 
+# %% ../../nbs/21_models.text.ipynb #d870d7d8
 @patch
 def _features(self:TextEncoder, texts:list[str], # N strings, each read as one window
              ) -> torch.Tensor: # (N, hidden) float32 pooled backbone features
@@ -180,6 +181,7 @@ def _features(self:TextEncoder, texts:list[str], # N strings, each read as one w
         self._bank = f if self._bank is None else torch.cat([self._bank, f])
     return self._bank[torch.tensor([self._rows[t] for t in texts], dtype=torch.long, device=dev)]
 
+# %% ../../nbs/21_models.text.ipynb #44180ac4
 @patch
 def pieces(self:TextEncoder, texts:list[str], # N strings
           ) -> list[list[str]]: # the windows the backbone reads of each
@@ -203,6 +205,7 @@ def encode_backbone(self:TextEncoder, texts:list[str], # N strings
     seg = torch.repeat_interleave(torch.arange(len(texts), device=f.device), n)
     return torch.zeros(len(texts), f.shape[1], dtype=f.dtype, device=f.device).index_add_(0, seg, f) / n[:, None].to(f.dtype)
 
+# %% ../../nbs/21_models.text.ipynb #28c38136
 @patch
 def forward(self:TextEncoder, texts:list[str], # N strings
            ) -> torch.Tensor: # (N, E) projected, not normalised

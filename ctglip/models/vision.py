@@ -20,7 +20,7 @@ __all__ = ['ATTN_MODES', 'HIST_INIT_HU', 'cell_counts', 'pool_organs', 'pool_glo
            'Attention', 'Block', 'patchify', 'ViT3D', 'build_vision', 'pool_organs_max', 'hist_init', 'pool_mean',
            'pool_max', 'OrganReadout']
 
-# %% ../../nbs/20_models.vision.ipynb #2b952caa
+# %% ../../nbs/20_models.vision.ipynb #05461697
 def _cell_index(n_vox:int, n_feat:int, device): # voxels along an axis, feature cells along it
     "Feature cell of each voxel along one axis (`floor(i * n_feat / n_vox)`; `i // stride` when divisible)."
     return torch.arange(n_vox, device=device) * n_feat // n_vox
@@ -39,6 +39,7 @@ def cell_counts(fs:tuple, # (x, y, z) feature-map size, each <= the label map's
     w = torch.bincount(key, minlength=B * math.prod(fs) * (n + 1))          # (B*T*(P+1),)
     return w.view(-1, n + 1)[:, 1:].float()                                  # (B*T, P)
 
+# %% ../../nbs/20_models.vision.ipynb #391520a1
 def pool_organs(feat:torch.Tensor, # (B, C, x, y, z) feature map, any resolution <= the label map's
                 pair_map:torch.Tensor, # (B, X, Y, Z) long: 0 = no pair, k = pair k-1
                 n_pairs:int|None=None, # P; default `pair_map.max()` (a device sync)
@@ -148,7 +149,7 @@ class Block(nn.Module):
         x = x + self.attn(self.ln1(x))
         return x + self.mlp(self.ln2(x))
 
-# %% ../../nbs/20_models.vision.ipynb #aae723d5
+# %% ../../nbs/20_models.vision.ipynb #d1102687
 def patchify(x:torch.Tensor, # (B, C, X, Y, Z)
              patch:tuple, # (px, py, pz) dividing X, Y, Z
             ) -> torch.Tensor: # (B, T, C*px*py*pz), tokens in (gx, gy, gz) order
@@ -157,7 +158,7 @@ def patchify(x:torch.Tensor, # (B, C, X, Y, Z)
     x = x.reshape(B, C, gx, px, gy, py, gz, pz).permute(0, 2, 4, 6, 1, 3, 5, 7)
     return x.reshape(B, gx * gy * gz, C * px * py * pz)
 
-#| export
+# %% ../../nbs/20_models.vision.ipynb #55278ad3
 def _init_vit(m):
     "ViT init: truncated normal (std 0.02) linear weights, zero biases."
     if isinstance(m, nn.Linear):
@@ -283,7 +284,7 @@ def channels(self:OrganReadout, image:torch.Tensor, # (B, 1, X, Y, Z) HU windowe
     hu = self.hu(image)
     return torch.cat([image] + [window_hu(hu, l, h).to(image.dtype) for l, h in self.windows], 1)
 
-# %% ../../nbs/20_models.vision.ipynb #bc894b0b
+# %% ../../nbs/20_models.vision.ipynb #372bd81a
 @patch
 def hu_counts(self:OrganReadout, image:torch.Tensor, # (B, 1, X, Y, Z) HU windowed to [0, 1]
               pair_map:torch.Tensor|None, n_pairs:int|None=None, # as `pool_mean`
@@ -307,6 +308,7 @@ def histogram(self:OrganReadout, image:torch.Tensor, # (B, 1, X, Y, Z) HU window
         a = (cnt @ tab / cnt.sum(1, keepdim=True).clamp(min=1)).clamp(0, 1)                 # (P, K)
     return torch.cat([torch.log(a + 1e-3), torch.log(1 - a + 1e-3)], 1)
 
+# %% ../../nbs/20_models.vision.ipynb #b21b865e
 @patch
 def log_volume(self:OrganReadout, image:torch.Tensor, pair_map:torch.Tensor|None, n_pairs:int|None=None) -> torch.Tensor: # -> (P, 1)
     "Log volume in ml of each segment (of the whole input when `pair_map` is None)."
