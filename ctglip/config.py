@@ -17,7 +17,8 @@ from .core import CtglipError, DEFAULT_SPACING, HU_WINDOW, atomic_path, get_devi
 __all__ = ['SECTIONS', 'READOUT', 'PRESETS', 'DATA_HELP', 'WORKERS_HELP', 'DataConfig', 'ModelConfig', 'LossConfig',
            'TrainConfig', 'EvalConfig', 'Config', 'validate', 'field_index', 'parse_value', 'override', 'get_config',
            'field_of_view', 'to_dict', 'from_dict', 'save_config', 'load_config', 'add_config_args', 'config_from_args',
-           'describe', 'show_progress', 'cpu_workers', 'out_file', 'out_folder', 'add_mask_version', 'cli_device']
+           'describe', 'show_progress', 'cpu_workers', 'out_file', 'out_folder', 'add_mask_version', 'cli_device',
+           'add_data_arg', 'data_arg']
 
 # %% ../nbs/02_config.ipynb #9dab7371
 @dataclass(frozen=True)
@@ -406,3 +407,19 @@ def cli_device(pref:str): # --device: auto, cpu, cuda, cuda:1, mps
         raise CtglipError(f"--device {pref}: only {torch.cuda.device_count()} CUDA device(s)")
     if dev.type == 'mps' and not torch.backends.mps.is_available(): raise CtglipError(f"--device {pref}: MPS is not available here")
     return dev
+
+# %% ../nbs/02_config.ipynb #c8fe67df
+def add_data_arg(p, # an argparse parser
+                 help:str=DATA_HELP):
+    "Add `--data` to `p`, and the older positional spelling, accepted but not listed."
+    p.add_argument('--data', default=None, help=help)
+    p.add_argument('data_positional', nargs='?', default=None, metavar='DATA', help=argparse.SUPPRESS)
+    return p
+
+def data_arg(a) -> str: # parsed `add_data_arg` options
+    "The dataset given as `--data` or positionally; a `key=value` in the positional slot goes back to `a.overrides`."
+    pos = a.data_positional
+    if pos is not None and a.data is not None and '=' in pos and hasattr(a, 'overrides'): a.overrides.insert(0, pos); pos = None
+    if pos is not None and a.data is not None: raise CtglipError(f"two datasets: --data {a.data} and {pos}")
+    if pos is None and a.data is None: raise CtglipError("no dataset: give --data DIR")
+    return a.data if a.data is not None else pos

@@ -15,7 +15,7 @@ import torch.distributed as dist
 from torch import nn
 
 from .core import CtglipError, atomic_path, get_device, get_logger, set_seed
-from .config import (Config, override, to_dict, from_dict, save_config, load_config, add_config_args, config_from_args)
+from .config import (Config, DATA_HELP, override, to_dict, from_dict, save_config, load_config, add_config_args, config_from_args)
 from .data.dataset import CacheDataset, make_loader, prepare_data, missing_data, prepare_command
 from .data.layout import MASKS_HELP
 from .models.glip import build_model
@@ -283,7 +283,7 @@ def train(cfg:Config, # the resolved config
 def train_cli(argv:list[str]|None=None) -> int:
     "Command line: train CT-GLIP or the CLIP baseline."
     p = argparse.ArgumentParser(prog='ctglip train', description='Train CT-GLIP or the CLIP baseline (runs under torchrun for DDP).')
-    p.add_argument('--data', required=True, help='dataset folder (CT-RATE layout, SynthCT, scans.csv), a pairs .jsonl file (scans.jsonl beside it), or a cache in a work folder')
+    p.add_argument('--data', required=True, help=DATA_HELP + ', a pairs .jsonl file (scans.jsonl beside it), or a cache in a work folder')
     p.add_argument('--work', default=None, help='work folder for the pairs and cache of a dataset folder (default: under $CTGLIP_CACHE or ~/.cache/ctglip)')
     p.add_argument('--masks', default=None, help=MASKS_HELP)
     p.add_argument('--out', required=True, help='run directory (config, metrics.jsonl, checkpoints)')

@@ -87,6 +87,10 @@ def test_flags_one_vocabulary():
         assert '0 = all cores' in run(c, '--help').stdout.replace('\n', ' ').replace('  ', ' '), c
     assert 'OUT_DIR' not in helps['synth'] and '--out' in helps['synth']
     assert 'model.safetensors' in helps['predict'] and 'default auto' in helps['predict']
+    from ctglip.config import DATA_HELP
+    for c in ('cache', 'pairs', 'prepare', 'train', 'evaluate', 'embed'):   # one name and one help text for the dataset
+        h = ' '.join(run(c, '--help').stdout.split())
+        assert '--data' in h and DATA_HELP in h and 'dataset_dir' not in h, c
 
 
 def test_synth_older_spellings(tmp_path):

@@ -16,7 +16,7 @@ from ..core import CtglipError, HU_WINDOW, DEFAULT_SPACING, atomic_path, get_log
 from ..anatomy import id2name, v1_to_v2
 from .volume import read_scan, resample_pair, resample_grid, geometry_source
 from .layout import find_scans, shard_of, parse_shard, MASKS_HELP
-from ..config import Config, DATA_HELP, WORKERS_HELP, add_mask_version, out_folder, override, show_progress
+from ..config import Config, DATA_HELP, WORKERS_HELP, add_data_arg, data_arg, add_mask_version, out_folder, override, show_progress
 
 # %% auto #0
 __all__ = ['organ_boxes', 'foreground_box', 'read_pair', 'cache_scan', 'write_manifest', 'write_shard_manifest',
@@ -415,7 +415,7 @@ def build_cache(scans:list, # `Scan`s of `find_scans` (or dicts `scan_id, split,
 def cache_cli(argv:list[str]|None=None) -> int:
     "Command line: build (or resume) the preprocessing cache of a dataset directory, or merge its shards."
     p = argparse.ArgumentParser(prog='ctglip cache', description='Decode, canonicalise, resample and window every scan once into memory-mappable arrays.')
-    p.add_argument('dataset', help=DATA_HELP)
+    add_data_arg(p)
     p.add_argument('--out', required=True, help='cache folder (created; resumed when it exists)')
     p.add_argument('--shard', default='0/1', help='I/N: cache only the scans of shard I of N (a hash of the scan id; a job array); each writes manifest.shard-I-of-N.json (default 0/1: all)')
     p.add_argument('--workers', type=int, default=0, help=WORKERS_HELP + ' (default 0)')
@@ -428,7 +428,7 @@ def cache_cli(argv:list[str]|None=None) -> int:
                    f"(default {','.join(map(str, DEFAULT_SPACING))}) and data.hu_window=LO,HI (default {','.join(map(str, HU_WINDOW))})")
     p.add_argument('--spacing', type=float, nargs=3, default=None, help=argparse.SUPPRESS)   # the older spellings
     p.add_argument('--window', type=float, nargs=2, default=None, help=argparse.SUPPRESS)
-    a = p.parse_intermixed_args(argv)
+    a = p.parse_intermixed_args(argv); data = data_arg(a)
     bad = [o for o in a.overrides if o.split('=', 1)[0].strip() not in ('data.spacing', 'data.hu_window')]
     if bad: raise CtglipError(f"ctglip cache takes only data.spacing= and data.hu_window=, not {bad[0]!r}")
     d = override(Config(), a.overrides).data
@@ -437,7 +437,7 @@ def cache_cli(argv:list[str]|None=None) -> int:
     if a.merge:
         man = merge_manifests(a.out, n if n > 1 else None)
         print(f"merged {man['shards']} shards: {man['n_scans']} scans in {a.out}, {len(man['bad'])} bad"); return 0
-    man = build_cache(find_scans(a.dataset, a.masks), a.out, spacing, window, a.workers, (i, n), a.retry_bad, progress=not a.no_progress, label_version=a.mask_version)
+    man = build_cache(find_scans(data, a.masks), a.out, spacing, window, a.workers, (i, n), a.retry_bad, progress=not a.no_progress, label_version=a.mask_version)
     where = f"shard {i}/{n} of {a.out} (manifest.json once all {n} shards finished)" if 'shard' in man else a.out
     print(f"{man['n_scans']} scans cached in {where}, {len(man['bad'])} bad")
     for k,v in man['bad'].items(): print(f"  bad {k}: {v}")
@@ -450,7 +450,7 @@ class Cache:
         self.path = Path(path)
         if not (self.path/'manifest.json').exists():
             sh = {n: f"{len(v)} of {n}" for n, v in _shards(self.path).items()}
-            hint = f" (shard manifests: {', '.join(sh.values())}; merge with `ctglip cache DATASET --out {self.path} --merge`)" if sh else ''
+            hint = f" (shard manifests: {', '.join(sh.values())}; merge with `ctglip cache --data DATASET --out {self.path} --merge`)" if sh else ''
             raise CtglipError(f"not a ctglip cache (no manifest.json){hint}", self.path)
         self.manifest = json.loads((self.path/'manifest.json').read_text())
         self.scans, self.bad = self.manifest['scans'], self.manifest['bad']

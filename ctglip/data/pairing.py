@@ -20,7 +20,7 @@ from .report import Report, parse_report, attached_groups, finding_name, sentenc
 from .volume import read_mask
 from .layout import Scan, find_scans, read_pairs, write_pairs, write_scans, shard_of, parse_shard, MASKS_HELP
 from .public import load_radgenome_regions, radgenome_scan_units
-from ..config import DATA_HELP, WORKERS_HELP, DataConfig, add_config_args, config_from_args, override
+from ..config import DATA_HELP, WORKERS_HELP, DataConfig, add_data_arg, data_arg, add_config_args, config_from_args, override
 
 # %% auto #0
 __all__ = ['UNMENTIONED', 'NORMAL_TEMPLATE', 'POLICY_KEYS', 'mask_organs', 'normal_text', 'truncation_keeps', 'make_pairs',
@@ -306,9 +306,9 @@ def _radgenome_units(path, lung_units) -> tuple:
 
 # %% ../../nbs/13_data.pairing.ipynb #f35ed20f
 def pairs_cli(argv:list|None=None) -> int:
-    "`ctglip pairs DATASET --out WORK`: organ-level pairs and the scan table of a dataset folder."
+    "`ctglip pairs --data DATASET --out WORK`: organ-level pairs and the scan table of a dataset folder."
     p = argparse.ArgumentParser(prog='ctglip pairs', description='Organ-level image-text pairs of a dataset folder (CT-RATE layout, SynthCT or scans.csv).')
-    p.add_argument('dataset_dir', help=DATA_HELP)
+    add_data_arg(p)
     p.add_argument('--out', required=True, help='work folder (pairs.jsonl and scans.jsonl go there), or a pairs .jsonl path')
     p.add_argument('--masks', default=None, help=MASKS_HELP)
     p.add_argument('--mask-version', default=None, choices=['v2', 'v1'], help='shorthand for data.label_version')
@@ -321,13 +321,13 @@ def pairs_cli(argv:list|None=None) -> int:
     p.add_argument('--shard', default=None, help='I/N: pair only the scans of shard I (a job array); the last shard to finish writes pairs.jsonl')
     p.add_argument('--merge', action='store_true', help='only join the finished shards into pairs.jsonl')
     add_config_args(p)
-    a = p.parse_args(argv)
+    a = p.parse_intermixed_args(argv); data = data_arg(a)
     ov = ([f'data.label_version={a.mask_version}'] if a.mask_version else []) + (['data.keep_truncated=true'] if a.keep_truncated else []) \
          + ([f"data.unmentioned_as_normal={a.unmentioned == 'normal'}"] if a.unmentioned else [])
     d = override(config_from_args(a), ov).data
     out = Path(a.out); pf = out if out.name.endswith('.jsonl') else out/'pairs.jsonl'
     units, rst = (None, None) if a.radgenome is None else _radgenome_units(a.radgenome, d.lung_units)
-    scans = find_scans(a.dataset_dir, a.masks, a.splits, d.keep_non_chest); made = pairs_made(a.dataset_dir, a.masks, d, a.splits, a.radgenome)
+    scans = find_scans(data, a.masks, a.splits, d.keep_non_chest); made = pairs_made(data, a.masks, d, a.splits, a.radgenome)
     if a.shard is None and a.merge:
         ns = _shard_counts(pf)
         if len(ns) != 1: raise CtglipError(f"cannot tell the shard count: shard files for N in {ns or 'none'}; give --shard I/N", pf.parent)

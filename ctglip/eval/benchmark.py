@@ -12,9 +12,10 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from ..core import CtglipError, atomic_path, get_device, get_logger
+from ..core import CtglipError, atomic_path, get_device, get_logger, read_table
 from ..anatomy import pair_organs, units_of
 from ..data.layout import study_id, read_scans, read_pairs, table_files, is_dataset, non_chest, MASKS_HELP
+from ..config import DATA_HELP
 from ..data.public import read_labels
 from ..data.labels import LABEL_SETS, load_label_set, label_names
 from ..prompts import MODES, Protocol
@@ -56,10 +57,7 @@ def dataset_label_files(root) -> list:
 
 def detect_label_set(files:Sequence) -> str:
     "The label set whose columns the first labels CSV holds (ct-rate first)."
-    f = Path(files[0])
-    if not f.is_file(): raise CtglipError("labels file not found", f)
-    try: cols = set(pd.read_csv(f, nrows=0).columns)
-    except Exception as e: raise CtglipError(f"not a readable CSV ({type(e).__name__})", f) from None
+    cols = set(read_table(files[0], nrows=0, what='labels file').columns)
     for k in LABEL_SETS:
         if set(label_names(k)) <= cols: return k
     raise CtglipError(f"holds the columns of no label set ({', '.join(LABEL_SETS)}); pass --label-set", files[0])
@@ -340,7 +338,7 @@ def evaluate_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog='ctglip evaluate', description='Zero-shot abnormality detection of a CT-GLIP or CLIP run against '
                                  "the dataset's labels CSV (multi_abnormality_labels/*.csv), CT-RATE / fVLM table layout.")
     ap.add_argument('run', help='a run directory (ctglip train) or one of its checkpoints')
-    ap.add_argument('--data', required=True, help='dataset folder (CT-RATE layout, SynthCT, scans.csv)')
+    ap.add_argument('--data', required=True, help=DATA_HELP)
     ap.add_argument('--split', default='valid', help='the split to score (default valid)')
     ap.add_argument('--label-set', default='auto', choices=['auto', *LABEL_SETS], help='labels to score (default: from the labels CSV columns)')
     ap.add_argument('--labels', nargs='+', default=None, help="labels CSV(s) (default: the dataset's multi_abnormality_labels/*.csv)")
