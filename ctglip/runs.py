@@ -16,10 +16,12 @@ from safetensors.torch import save_file, load_file, save_model, load_model
 from .core import CtglipError, atomic_path, file_mode
 from .config import Config, to_dict, from_dict
 from .models.glip import build_model
+from .models.text import TextEncoder
 
 # %% auto #0
-__all__ = ['RUN_FILES', 'total_steps', 'lr_at', 'make_optimizer', 'set_lr', 'run_steps', 'unwrap_model', 'save_checkpoint',
-           'checkpoint_dir', 'load_checkpoint', 'load_rng', 'check_run_dir', 'run_finished', 'load_run', 'load']
+__all__ = ['TEXT_FEATURES', 'RUN_FILES', 'total_steps', 'lr_at', 'make_optimizer', 'set_lr', 'run_steps', 'unwrap_model',
+           'text_feature_history', 'restore_text_features', 'save_checkpoint', 'checkpoint_dir', 'load_checkpoint',
+           'load_rng', 'check_run_dir', 'run_finished', 'load_run', 'load']
 
 # %% ../nbs/35_runs.ipynb #10465292
 def total_steps(cfg:Config, n_train:int|None=None) -> int:
@@ -118,6 +120,22 @@ def _rng_load(tens:dict, meta:dict):
     p = meta['python']; random.setstate((p[0], tuple(p[1]), p[2]))
     n = meta['numpy']; np.random.set_state((n[0], np.array(n[1], dtype=np.uint32), n[2], n[3], n[4]))
 
+# %% ../nbs/35_runs.ipynb #44015f00
+TEXT_FEATURES = 'text_features.json' # in a checkpoint: the strings of each frozen text encoder's feature bank, in the groups they were encoded in
+
+def text_feature_history(model:nn.Module) -> dict:
+    "{module name: `TextEncoder.feature_history`} of the model's text encoders that keep a feature bank."
+    return {n: m.feature_history() for n, m in unwrap_model(model).named_modules() if isinstance(m, TextEncoder) and m.cache_size}
+
+def restore_text_features(path, model:nn.Module) -> int: # a run or checkpoint folder; the model to rebuild
+    "Rebuild the text feature banks a checkpoint recorded, so a resumed run's text features equal the uninterrupted run's to the bit; the number of strings."
+    d = checkpoint_dir(path); f = None if d is None else d/TEXT_FEATURES
+    if f is None or not f.exists(): return 0
+    hist, mods = json.loads(f.read_text()), dict(unwrap_model(model).named_modules())
+    for n, groups in hist.items():
+        if isinstance(mods.get(n), TextEncoder): mods[n].replay_features(groups)
+    return sum(len(g) for gs in hist.values() for g in gs)
+
 # %% ../nbs/35_runs.ipynb #7d71b2c1
 def save_checkpoint(run_dir, # the run directory
                     model:nn.Module, opt, cfg:Config, step:int, # what to save; `step` optimizer steps done
@@ -132,6 +150,8 @@ def save_checkpoint(run_dir, # the run directory
     save_file({**ot, **rt}, str(tmp/'optimizer.safetensors'))
     state = dict(step=step, config=to_dict(cfg), optimizer=om, rng=rm, torch=torch.__version__, time=time.time(), **(extra or {}))
     (tmp/'state.json').write_text(json.dumps(state))
+    hist = text_feature_history(model)
+    if any(hist.values()): (tmp/TEXT_FEATURES).write_text(json.dumps(hist))   # a resumed run rebuilds its text features from it
     for f in tmp.iterdir(): os.chmod(f, file_mode())
     if final.exists(): shutil.rmtree(final)
     os.replace(tmp, final)

@@ -20,7 +20,7 @@ from .data.dataset import CacheDataset, make_loader, prepare_data, missing_data,
 from .data.layout import MASKS_HELP
 from .models.glip import build_model
 from .runs import (lr_at, total_steps, make_optimizer, unwrap_model, save_checkpoint, checkpoint_dir, load_checkpoint,
-                         load_rng, load_run, check_run_dir, run_steps)
+                         load_rng, load_run, check_run_dir, run_steps, restore_text_features)
 from .eval.core import score, embed
 
 # %% auto #0
@@ -75,7 +75,7 @@ def start_run(out:Path, model:nn.Module, opt, cfg:Config, ds:CacheDataset, # the
     "The step the run starts at (0, or the resumed checkpoint's); rank 0 writes config, vocabulary and the metrics up to it."
     start = 0
     if resume and checkpoint_dir(out) is not None:
-        start = load_checkpoint(out, model, opt, restore_rng=False)['step']
+        start = load_checkpoint(out, model, opt, restore_rng=False)['step']; restore_text_features(out, model)
         if rank == 0: get_logger('ctglip.train').info(f"resumed {out} at step {start}")
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True); save_config(cfg, out/'config.json')

@@ -64,7 +64,7 @@ def test_kill_and_resume_reproduces_losses(toy, full_run, tmp_path, sig, at):
     subprocess.run(_train_cmd(toy, tmp_path/'cut', *RESUME, '--resume'), check=True, env=ENV, capture_output=True)
     b = _metrics(tmp_path/'cut')
     assert [m['step'] for m in b] == list(range(1, 15))
-    assert max(abs(x['loss'] - y['loss']) / abs(x['loss']) for x, y in zip(full_run, b)) < 1e-6   # float32 rounding; a misplaced dropout draw moves the loss by 1e-2
+    assert [x['loss'] for x in full_run] == [y['loss'] for y in b]   # to the logged digit (a misplaced dropout draw moves the loss by 1e-2)
 
 
 def test_existing_run_and_file_out_refused_before_data(toy, tmp_path):

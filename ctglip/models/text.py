@@ -139,7 +139,7 @@ class TextEncoder(nn.Module):
 
     def clear_cache(self):
         "Forget the cached features and chunkings."
-        self._rows, self._bank, self._chunks = {}, None, {}
+        self._rows, self._bank, self._chunks, self._groups = {}, None, {}, []   # _groups: the strings in the order and groups they were encoded
 
     def train(self, mode:bool=True):
         "Train mode, keeping a frozen backbone in eval mode (no dropout)."
@@ -175,11 +175,25 @@ def _features(self:TextEncoder, texts:list[str], # N strings, each read as one w
     if self._bank is not None and self._bank.device != dev: self._bank = self._bank.to(dev)
     new = [t for t in dict.fromkeys(texts) if t not in self._rows]
     if new:
-        if len(self._rows) + len(new) > self.cache_size: self._rows, self._bank = {}, None; new = list(dict.fromkeys(texts))
+        if len(self._rows) + len(new) > self.cache_size: self._rows, self._bank, self._groups = {}, None, []; new = list(dict.fromkeys(texts))
         with torch.no_grad(): f = self._run(new)
+        self._groups.append(new)
         self._rows.update({t: len(self._rows) + i for i,t in enumerate(new)})
         self._bank = f if self._bank is None else torch.cat([self._bank, f])
     return self._bank[torch.tensor([self._rows[t] for t in texts], dtype=torch.long, device=dev)]
+
+# %% ../../nbs/21_models.text.ipynb #2b868980
+@patch
+def feature_history(self:TextEncoder) -> list[list[str]]:
+    "The strings of the feature bank in the groups they were encoded in, oldest first."
+    return [list(g) for g in self._groups]
+
+@patch
+def replay_features(self:TextEncoder, groups:list[list[str]]): # as `feature_history` gave them
+    "Rebuild the feature bank by encoding `groups` in order: the same features, to the bit, as when they were first encoded."
+    self.clear_cache()
+    for g in groups: self._features(g)
+    return self
 
 # %% ../../nbs/21_models.text.ipynb #44180ac4
 @patch
