@@ -43,12 +43,12 @@ def test_torchrun_two_ranks_equal_one_process(toy, tmp_path):
 
 @pytest.fixture(scope='module')
 def full_run(toy, tmp_path_factory):
-    "The uninterrupted 14-step run that the killed runs are compared with (dropout on: torch's generator matters)."
+    "The uninterrupted 40-step run that the killed runs are compared with (dropout on: torch's generator matters)."
     out = tmp_path_factory.mktemp('full')/'run'
     subprocess.run(_train_cmd(toy, out, *RESUME), check=True, env=ENV, capture_output=True)
     return _metrics(out)
 
-RESUME = ['steps=14', 'ckpt_every=4', 'dropout=0.2']
+RESUME = ['steps=40', 'ckpt_every=4', 'dropout=0.2']   # steps to spare after the kill point: a busy machine may poll the log late
 
 @pytest.mark.parametrize('sig,at', [(signal.SIGKILL, 6), (signal.SIGINT, 9)])   # between checkpoints (from step 4, from step 8)
 def test_kill_and_resume_reproduces_losses(toy, full_run, tmp_path, sig, at):
@@ -58,12 +58,12 @@ def test_kill_and_resume_reproduces_losses(toy, full_run, tmp_path, sig, at):
         assert p.poll() is None and time.time() - t0 < 120, f'run ended before step {at}'
         time.sleep(0.005)
     p.send_signal(sig); p.wait()
-    assert json.loads((tmp_path/'cut'/'checkpoint.json').read_text())['step'] < 14
+    assert json.loads((tmp_path/'cut'/'checkpoint.json').read_text())['step'] < 40
     r = subprocess.run(_train_cmd(toy, tmp_path/'cut', *RESUME), env=ENV, capture_output=True, text=True)   # without --resume: refused
     assert r.returncode == 2 and 'holds a run already: add --resume' in r.stderr, r.stderr[-2000:]
     subprocess.run(_train_cmd(toy, tmp_path/'cut', *RESUME, '--resume'), check=True, env=ENV, capture_output=True)
     b = _metrics(tmp_path/'cut')
-    assert [m['step'] for m in b] == list(range(1, 15))
+    assert [m['step'] for m in b] == list(range(1, 41))
     assert [x['loss'] for x in full_run] == [y['loss'] for y in b]   # to the logged digit (a misplaced dropout draw moves the loss by 1e-2)
 
 
