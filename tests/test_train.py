@@ -52,7 +52,9 @@ RESUME = ['steps=40', 'ckpt_every=4', 'dropout=0.2']   # steps to spare after th
 
 @pytest.mark.parametrize('sig,at', [(signal.SIGKILL, 6), (signal.SIGINT, 9)])   # between checkpoints (from step 4, from step 8)
 def test_kill_and_resume_reproduces_losses(toy, full_run, tmp_path, sig, at):
-    p = subprocess.Popen(_train_cmd(toy, tmp_path/'cut', *RESUME), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Ctrl-C as in a terminal: a job started in the background of a non-interactive shell (as CI may be) inherits SIGINT ignored
+    p = subprocess.Popen(_train_cmd(toy, tmp_path/'cut', *RESUME), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     log, t0 = tmp_path/'cut'/'metrics.jsonl', time.time()
     while not (log.exists() and len(log.read_text().splitlines()) >= at):
         assert p.poll() is None and time.time() - t0 < 120, f'run ended before step {at}'
