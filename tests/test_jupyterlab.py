@@ -27,7 +27,8 @@ def test_pair_browser_runs_in_jupyterlab(tmp_path):
     art = ROOT/'artifacts'/'jupyterlab'; art.mkdir(parents=True, exist_ok=True)
     port, token = _free_port(), 'ctglip-test'
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp_path/'cfg'), JUPYTER_RUNTIME_DIR=str(tmp_path/'rt'))
-    lab = subprocess.Popen([sys.executable, '-m', 'jupyter', 'lab', '--no-browser', f'--port={port}', '--ServerApp.ip=127.0.0.1',
+    # this interpreter's JupyterLab (`jupyter lab` would run the first jupyter-lab on PATH, and its Python would run the kernel)
+    lab = subprocess.Popen([sys.executable, '-m', 'jupyterlab', '--no-browser', f'--port={port}', '--ServerApp.ip=127.0.0.1',
                             f'--IdentityProvider.token={token}', '--allow-root', f'--ServerApp.root_dir={proj}'],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
@@ -41,8 +42,9 @@ def test_pair_browser_runs_in_jupyterlab(tmp_path):
             page.wait_for_selector('.jp-Notebook', timeout=90_000)
             page.wait_for_timeout(8000)  # a kernel-choice dialog would be up by now
             assert page.locator('.jp-Dialog').count() == 0, 'JupyterLab asked for a kernel: the notebook names none'
-            page.click('text=Run', timeout=10_000)
-            page.click('text=Run All Cells', timeout=10_000)
+            # the menu by its exact labels ('text=Run' also matches any file or cell text containing 'run')
+            page.click('.lm-MenuBar-itemLabel:text-is("Run")', timeout=10_000)
+            page.click('.lm-Menu-itemLabel:text-is("Run All Cells")', timeout=10_000)
             page.wait_for_selector('.jupyter-widgets .widget-dropdown, .jupyter-widgets select', timeout=240_000)
             page.wait_for_timeout(3000)
             widget = page.locator('.jp-OutputArea-output .jupyter-widgets').last
