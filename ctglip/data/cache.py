@@ -4,7 +4,7 @@
 
 # %% ../../nbs/17_data.cache.ipynb #e00b019e
 from __future__ import annotations
-import argparse, functools, json, math, os, re, sys, time, zlib
+import argparse, functools, json, math, os, re, time, zlib
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 

@@ -19,7 +19,7 @@ from ..data.layout import read_metadata, scan_id, find_scans, MASKS_HELP
 from ..data.dataset import scan_arrays
 from ..data.transform import scan_transform
 from ..prompts import ORGAN_TEMPLATE, organ_prompts
-from .zeroshot import abnormality_scores, embed_texts, l2_normalize as _norm
+from .zeroshot import abnormality_scores, embed_texts, l2_normalize
 from ..data.report import parse_report
 from .core import model_level, text_encoder
 from ..core import get_device
@@ -96,7 +96,7 @@ def _organ_embeddings(model, windows:list, level:str, device) -> tuple:
         for o, v, n in zip(w['organs'], e.float().cpu().numpy(), w['voxels']):
             acc[o] = acc.get(o, 0) + n * v; wsum[o] = wsum.get(o, 0) + n
     organs = list(acc)
-    return organs, _norm(np.stack([acc[o] / wsum[o] for o in organs]))
+    return organs, l2_normalize(np.stack([acc[o] / wsum[o] for o in organs]))
 
 # %% ../../nbs/43_eval.predict.ipynb #83ae4a8b
 @torch.no_grad()
@@ -206,7 +206,7 @@ def scan_embedding_rows(model, # a CT-GLIP or CLIP model
         organs, emb = _organ_embeddings(model, windows, 'organ', device)
         ws = np.array([sum(w['voxels']) for w in windows], float)
         se = np.stack([model.encode_scans(w['image'].to(device))[0].float().cpu().numpy() for w in windows])
-        scan = _norm((ws[:, None] * se).sum(0, keepdims=True) / ws.sum())
+        scan = l2_normalize((ws[:, None] * se).sum(0, keepdims=True) / ws.sum())
     finally: model.train(was)
     vox = {}
     for w in windows:
